@@ -1,0 +1,140 @@
+"""Convolutional building blocks, applied to Keras tensors (functional API).
+
+Conventions shared by the originals: convolutions have no bias (a BN
+follows), "ReLU -> conv -> BN" order (NASNet paper A.4, DARTS operations.py,
+ENAS micro_child.py), separable convs with depth multiplier 1, SAME padding.
+"""
+
+import dataclasses
+
+import keras
+
+from nas_tf.ops import layers as nas_layers
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSettings:
+    """Settings every op shares within one child network."""
+
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    kernel_initializer: str = "he_normal"
+
+
+def channels(x) -> int:
+    return int(x.shape[-1])
+
+
+def spatial(x):
+    return tuple(x.shape[1:3])
+
+
+def relu(x):
+    return keras.layers.ReLU()(x)
+
+
+def bn(x, s: OpSettings, name=None):
+    return keras.layers.BatchNormalization(
+        momentum=s.bn_momentum, epsilon=s.bn_epsilon, name=name)(x)
+
+
+def conv(x, filters, kernel, s: OpSettings, stride=1, dilation=1,
+         separable=False, padding="same", name=None):
+    """A bias-free conv. A strided dilated conv runs at stride 1 and is then
+    subsampled, which matches PyTorch's strided dilated conv exactly."""
+    sub = stride if dilation > 1 and stride > 1 else 1
+    kwargs = dict(strides=stride if sub == 1 else 1, dilation_rate=dilation,
+                  padding=padding, use_bias=False, name=name)
+    if separable:
+        layer = keras.layers.SeparableConv2D(
+            filters, kernel, depthwise_initializer=s.kernel_initializer,
+            pointwise_initializer=s.kernel_initializer, **kwargs)
+    else:
+        layer = keras.layers.Conv2D(
+            filters, kernel, kernel_initializer=s.kernel_initializer, **kwargs)
+    x = layer(x)
+    return nas_layers.Subsample(sub)(x) if sub > 1 else x
+
+
+def relu_conv_bn(x, filters, kernel, s: OpSettings, stride=1, dilation=1,
+                 separable=False):
+    x = conv(relu(x), filters, kernel, s, stride, dilation, separable)
+    return bn(x, s)
+
+
+def stacked_sep_conv(x, filters, kernel, s: OpSettings, stride=1, repeats=2):
+    """``repeats`` x (ReLU -> separable conv -> BN), stride on the first only:
+    NASNet's "applied twice" (paper A.4), DARTS ``SepConv``, ENAS ``_fixed_conv``."""
+    for i in range(repeats):
+        x = relu_conv_bn(x, filters, kernel, s, stride if i == 0 else 1,
+                         separable=True)
+    return x
+
+
+def factorized_reduce(x, filters, s: OpSettings, stride=2, relu_first=True):
+    """Halves the spatial size with two 1x1 stride-2 convs, the second on the
+    input shifted by one pixel, concatenated to ``filters`` and batch-normed
+    (slim ``factorized_reduction``, DARTS ``FactorizedReduce``, ENAS
+    ``_factorized_reduction``). Stride 1 is a 1x1 conv + BN (slim)."""
+    if relu_first:
+        x = relu(x)
+    if stride == 1:
+        return bn(conv(x, filters, 1, s), s)
+    path1 = conv(x, filters // 2, 1, s, stride=2)
+    # Pad bottom/right then drop the first row/column: x[1:, 1:] with a zero
+    # border, so odd sizes reduce like even ones.
+    shifted = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    shifted = keras.layers.Cropping2D(((1, 0), (1, 0)))(shifted)
+    path2 = conv(shifted, filters - filters // 2, 1, s, stride=2)
+    return bn(keras.layers.Concatenate()([path1, path2]), s)
+
+
+def pool(x, kind, size, stride=1):
+    """SAME max or average pooling; average excludes padding (as PyTorch's
+    ``count_include_pad=False`` in DARTS and TF's SAME pooling in slim)."""
+    cls = {"max": keras.layers.MaxPooling2D,
+           "avg": keras.layers.AveragePooling2D}[kind]
+    return cls(size, strides=stride, padding="same")(x)
+
+
+def project(x, filters, s: OpSettings, stride=1):
+    """ReLU -> 1x1 conv -> BN when the shape must change, else ``x``."""
+    if stride == 1 and channels(x) == filters:
+        return x
+    return relu_conv_bn(x, filters, 1, s, stride)
+
+
+def zero_pad_to(x, height, width):
+    """Zero-pads bottom/right up to ``height`` x ``width`` (NAS-RL rule 4)."""
+    dh, dw = height - x.shape[1], width - x.shape[2]
+    if dh == 0 and dw == 0:
+        return x
+    return keras.layers.ZeroPadding2D(((0, dh), (0, dw)))(x)
+
+
+def auxiliary_head(x, num_classes, s: OpSettings, pool_stride=3,
+                   final_bn=True):
+    """The 0.4-weighted auxiliary classifier of NASNet/DARTS/ENAS: ReLU ->
+    avg-pool 5 VALID -> 1x1 conv 128 -> BN -> ReLU -> conv over the remaining
+    map to 768 -> BN -> ReLU -> linear. Layers are named ``aux_*`` so that
+    parameter counts can leave them out, as the papers do."""
+    x = keras.layers.ReLU(name="aux_relu0")(x)
+    # 5x5 in the originals; smaller maps (tiny test sizes) pool whole.
+    size = min(5, *spatial(x))
+    x = keras.layers.AveragePooling2D(size, strides=pool_stride,
+                                      padding="valid", name="aux_pool")(x)
+    x = keras.layers.Conv2D(128, 1, use_bias=False, name="aux_conv1",
+                            kernel_initializer=s.kernel_initializer)(x)
+    x = keras.layers.BatchNormalization(momentum=s.bn_momentum,
+                                        epsilon=s.bn_epsilon,
+                                        name="aux_bn1")(x)
+    x = keras.layers.ReLU(name="aux_relu1")(x)
+    x = keras.layers.Conv2D(768, spatial(x), use_bias=False, name="aux_conv2",
+                            kernel_initializer=s.kernel_initializer)(x)
+    if final_bn:
+        x = keras.layers.BatchNormalization(momentum=s.bn_momentum,
+                                            epsilon=s.bn_epsilon,
+                                            name="aux_bn2")(x)
+    x = keras.layers.ReLU(name="aux_relu2")(x)
+    x = keras.layers.Flatten(name="aux_flatten")(x)
+    return keras.layers.Dense(num_classes, name="aux_logits")(x)
