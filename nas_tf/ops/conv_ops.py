@@ -53,7 +53,10 @@ def conv(x, filters, kernel, s: OpSettings, stride=1, dilation=1,
         layer = keras.layers.Conv2D(
             filters, kernel, kernel_initializer=s.kernel_initializer, **kwargs)
     x = layer(x)
-    return nas_layers.Subsample(sub)(x) if sub > 1 else x
+    if sub == 1:
+        return x
+    layer.output_stride = sub  # read by describe.count_mult_adds
+    return nas_layers.Subsample(sub)(x)
 
 
 def relu_conv_bn(x, filters, kernel, s: OpSettings, stride=1, dilation=1,
