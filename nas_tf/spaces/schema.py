@@ -73,8 +73,9 @@ class Decision:
         labels = ", ".join(f"{i}={c}" for i, c in enumerate(self.choices))
         return f"0..{len(self.choices) - 1} ({labels})"
 
-    def check(self, value: int, position: int) -> None:
-        """Raises SpaceError naming the position, the value and what is allowed."""
+    def check(self, value: int, position: int, label: str = "") -> None:
+        """Raises SpaceError naming the position, the value and what is
+        allowed; ``label`` names the token (a skip bit's layer)."""
         limit = 2 if self.kind == SKIPS else len(self.choices)
         if 0 <= value < limit:
             return
@@ -82,7 +83,8 @@ class Decision:
         if self.kind == NODE and value >= limit:
             what = "node index pointing forward"
         raise SpaceError(
-            f"token {position} ({self.name}) = {value}: {what} not allowed; "
+            f"token {position} ({label or self.name}) = {value}: {what} not "
+            f"allowed; "
             f"allowed: {self.allowed()}")
 
 
@@ -168,8 +170,9 @@ class SearchSpace:
                 f"({self.layout_help()}), got {len(tokens)}")
         storage_pos = {t: p for p, t in enumerate(self._storage)}
         owner = self._decision_of_token()
+        names = self.token_names()
         for i, value in enumerate(tokens):
-            self.decisions[owner[i]].check(value, storage_pos[i])
+            self.decisions[owner[i]].check(value, storage_pos[i], names[i])
         arch = Architecture(self.name, tokens, cell_concat)
         self.check_architecture(arch)
         return arch
