@@ -16,7 +16,8 @@ def adapt_inputs(states, filters, family, s):
     ``preprocess1``, ENAS layer base). Input 0 (cell k-2) gets a factorized
     reduction when its size differs; otherwise DARTS always applies
     ReLU-1x1-BN (``preprocess0``) and slim/ENAS only when the channels differ.
-    A missing input 0 (slim's first cell) is input 1 unadapted.
+    A missing input 0 (slim's first cell) is input 1 unadapted. ENAS first
+    calibrates input 1 (see ``Family.calibrate_cur``).
     """
     prev, cur = states
     if prev is None:
@@ -25,6 +26,8 @@ def adapt_inputs(states, filters, family, s):
         prev = conv_ops.factorized_reduce(prev, filters, s)
     elif family.prev_input == "darts" or conv_ops.channels(prev) != filters:
         prev = conv_ops.relu_conv_bn(prev, filters, 1, s)
+    if family.calibrate_cur and conv_ops.channels(cur) != filters:
+        cur = conv_ops.relu_conv_bn(cur, filters, 1, s)
     cur = conv_ops.relu_conv_bn(cur, filters, 1, s)
     return [prev, cur]
 

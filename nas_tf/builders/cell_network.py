@@ -27,6 +27,10 @@ class Family:
         ReLU-1x1-BN if the channels differ, else as is).
       first_prev_is_none: slim's first cell has no k-2 input and reads its
         k-1 input, unadapted, in its place.
+      calibrate_cur: ENAS quirk (micro_child.py ``_maybe_calibrate_size``
+        then ``layer base``): input 1 gets a ReLU-1x1-BN to the cell's width
+        when its channels differ, and then the layer-base ReLU-1x1-BN, so
+        two 1x1 convs in a row.
       drop_path_depth_scaled: NASNet/ENAS scale the drop rate by
         (cell + 1) / total cells; DARTS uses one rate for all cells.
       drop_reduced_identity: DARTS drops the factorized-reduce skip (it is
@@ -38,6 +42,7 @@ class Family:
     name: str
     prev_input: str
     first_prev_is_none: bool
+    calibrate_cur: bool
     drop_path_depth_scaled: bool
     drop_reduced_identity: bool
     relu_before_pool: bool
@@ -46,11 +51,11 @@ class Family:
 
 FAMILIES = {
     # slim nasnet.py / nasnet_utils.py (and keras applications nasnet.py).
-    "nasnet": Family("nasnet", "slim", True, True, False, True, True),
+    "nasnet": Family("nasnet", "slim", True, False, True, False, True, True),
     # melodyguan/enas micro_child.py, fixed-arc path.
-    "enas": Family("enas", "slim", False, True, False, True, False),
+    "enas": Family("enas", "slim", False, True, True, False, True, False),
     # quark0/darts cnn/model.py.
-    "darts": Family("darts", "darts", False, False, True, False, True),
+    "darts": Family("darts", "darts", False, False, False, True, False, True),
 }
 
 
@@ -143,7 +148,7 @@ def build(inputs, pair, family_name: str, config, progress):
             imagenet = config.stem == "imagenet" and family.name == "darts"
             aux_logits = conv_ops.auxiliary_head(
                 out, config.num_classes, s, pool_stride=2 if imagenet else 3,
-                final_bn=not imagenet)
+                final_bn=not imagenet, enas_style=family.name == "enas")
     x = states[1]
     if family.relu_before_pool:
         x = conv_ops.relu(x)

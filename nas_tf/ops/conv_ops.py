@@ -116,11 +116,13 @@ def zero_pad_to(x, height, width):
 
 
 def auxiliary_head(x, num_classes, s: OpSettings, pool_stride=3,
-                   final_bn=True):
+                   final_bn=True, enas_style=False):
     """The 0.4-weighted auxiliary classifier of NASNet/DARTS/ENAS: ReLU ->
     avg-pool 5 VALID -> 1x1 conv 128 -> BN -> ReLU -> conv over the remaining
-    map to 768 -> BN -> ReLU -> linear. Layers are named ``aux_*`` so that
-    parameter counts can leave them out, as the papers do."""
+    map to 768 -> BN -> ReLU -> linear. ``enas_style`` follows micro_child.py:
+    that conv is SAME and global-average-pooled, and the linear layer has no
+    bias. Layers are named ``aux_*`` so that parameter counts can leave them
+    out, as the papers do."""
     x = keras.layers.ReLU(name="aux_relu0")(x)
     # 5x5 in the originals; smaller maps (tiny test sizes) pool whole.
     size = min(5, *spatial(x))
@@ -133,11 +135,16 @@ def auxiliary_head(x, num_classes, s: OpSettings, pool_stride=3,
                                         name="aux_bn1")(x)
     x = keras.layers.ReLU(name="aux_relu1")(x)
     x = keras.layers.Conv2D(768, spatial(x), use_bias=False, name="aux_conv2",
+                            padding="same" if enas_style else "valid",
                             kernel_initializer=s.kernel_initializer)(x)
     if final_bn:
         x = keras.layers.BatchNormalization(momentum=s.bn_momentum,
                                             epsilon=s.bn_epsilon,
                                             name="aux_bn2")(x)
     x = keras.layers.ReLU(name="aux_relu2")(x)
-    x = keras.layers.Flatten(name="aux_flatten")(x)
-    return keras.layers.Dense(num_classes, name="aux_logits")(x)
+    if enas_style:
+        x = keras.layers.GlobalAveragePooling2D(name="aux_pool2")(x)
+    else:
+        x = keras.layers.Flatten(name="aux_flatten")(x)
+    return keras.layers.Dense(num_classes, use_bias=not enas_style,
+                              name="aux_logits")(x)
