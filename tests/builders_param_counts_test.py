@@ -28,7 +28,8 @@ NASNET_LARGE = dict(num_cells=18, filters=168, stem_filters=96,
 
 
 def _summary(space_name, arch_name, **child):
-    space = spaces.get_space(space_name)
+    space = spaces.get_space(space_name,
+                             **spaces.PUBLISHED[arch_name].params)
     arch = spaces.resolve_architecture(space, arch_name)
     model = build_child(space, arch, config.ChildConfig(**child))
     return model, describe.summarize(model)
@@ -77,3 +78,33 @@ def test_nasnet_a_large_matches_keras_applications():
     assert summary.trainable_params == 88_753_150
     reference = keras.applications.NASNetLarge(weights=None)
     assert summary.total_params == reference.count_params()
+
+
+# ORIGINALS 3.7: computed from the authors' final scripts (the papers' 4.6M
+# and 21.3M/38.0M are not reproduced by their own code).
+ENAS_MICRO_FINAL = dict(num_cells=15, filters=36, auxiliary=True,
+                        drop_path_rate=0.4, dropout=0.2)
+ENAS_MICRO_SEARCH = dict(num_cells=6, filters=20)
+ENAS_MACRO_FINAL = dict(filters=96, dropout=0.5)
+
+
+@pytest.mark.parametrize("child, expected, expected_aux", [
+    (ENAS_MICRO_FINAL, 3_894_372, 494_848),
+    (ENAS_MICRO_SEARCH, 608_540, 0),
+])
+def test_enas_micro_trainable_params(child, expected, expected_aux):
+    model, summary = _summary("enas_micro", "ENAS_micro", **child)
+    assert summary.trainable_params == expected
+    all_trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    assert all_trainable - summary.trainable_params == expected_aux
+
+
+@pytest.mark.parametrize("separable_as_conv, expected", [
+    (True, 42_559_392),   # the code's fixed-arc quirk, our default
+    (False, 30_947_424),  # true separable convs for ops 1 and 3
+])
+def test_enas_macro_trainable_params(separable_as_conv, expected):
+    _, summary = _summary("enas_macro", "ENAS_macro",
+                          macro_separable_as_conv=separable_as_conv,
+                          **ENAS_MACRO_FINAL)
+    assert summary.trainable_params == expected
