@@ -72,9 +72,16 @@ def space_from_flags() -> spaces.SearchSpace:
         if value is None:
             continue
         if name == "pool_layers":
-            value = tuple(int(v) for v in value)
+            value = tuple(_parse_int("pool_layers", v) for v in value)
         params[name] = value
     return spaces.get_space(FLAGS.space, **params)
+
+
+def _parse_int(flag, text):
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--{flag}: {text!r} is not an integer") from None
 
 
 def child_config_from_flags() -> config_lib.ChildConfig:

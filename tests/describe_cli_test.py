@@ -1,0 +1,84 @@
+"""scripts/describe.py end to end, as a user runs it: printed figures, the
+drawing, and one-line errors without tracebacks."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from nas_tf.spaces.published import PUBLISHED
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _describe(*args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "describe.py"), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+def _fields(stdout):
+    return dict(line.split(": ", 1) for line in stdout.splitlines())
+
+
+def test_darts_v2_final_counts_and_drawing(tmp_path):
+    png = tmp_path / "cells.png"
+    code, out, err = _describe("--flagfile=configs/darts_cifar10_final.cfg",
+                               "--arch=DARTS_V2", f"--draw={png}")
+    assert code == 0, err
+    fields = _fields(out)
+    assert fields["trainable_params"] == "3349342"
+    assert fields["total_params"] == "3389734"
+    assert int(fields["mult_adds"]) > 500_000_000
+    assert fields["space_size"] == str(1_076_746_950_455_072_400)
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_enas_macro_space_size_with_12_layers():
+    arch = " ".join(["0"] + ["1"] + ["0"] * 76)  # layer 1 skips to the stem
+    code, out, err = _describe("--space=enas_macro", "--num_layers=12",
+                               "--filters=4", f"--arch={arch}")
+    assert code == 0, err
+    assert _fields(out)["space_size"] == str(6 ** 12 * 2 ** 66)
+
+
+def _one_line_error(args):
+    code, out, err = _describe(*args)
+    assert code != 0
+    assert "Traceback" not in err and "Traceback" not in out
+    errors = [l for l in err.splitlines() if l.startswith("describe.py:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def _micro_tokens(position, value):
+    tokens = PUBLISHED["ENAS_micro"].text.split()
+    tokens[position] = value
+    return " ".join(tokens)
+
+
+@pytest.mark.parametrize("arch, expected", [
+    ("0 2 0 0", ["expects 40 tokens", "got 4"]),
+    # normal node 2, op2: ops are 0..4.
+    (_micro_tokens(3, "7"), ["token 3 (normal/node2/op2) = 7", "0..4"]),
+    # normal node 3, index1: it may read nodes 0..2 only.
+    (_micro_tokens(4, "3"), ["token 4 (normal/node3/index1) = 3",
+                             "pointing forward", "0..2"]),
+    ("ENAS_mikro", ["unknown architecture name 'ENAS_mikro'", "ENAS_micro"]),
+], ids=["wrong_length", "out_of_range", "forward_index", "unknown_name"])
+def test_bad_architecture_is_one_line_error(arch, expected):
+    line = _one_line_error(["--space=enas_micro", f"--arch={arch}"])
+    for text in expected:
+        assert text in line
+
+
+def test_bad_flag_value_is_one_line_error():
+    line = _one_line_error(["--space=nasrl_cnn", "--pool_layers=1,x",
+                            "--arch=0"])
+    assert "--pool_layers" in line and "'x'" in line
