@@ -30,9 +30,10 @@ class ChildConfig:
         ImageNet stem).
       num_cells: See above.
       filters: See above.
-      stem_filters: Stem conv width; 0 means ``3 * filters`` (DARTS
-        ``stem_multiplier=3``, ENAS micro ``3 * out_filters``). NASNet slim
-        uses ``32 * stem_multiplier``: 96 on CIFAR, 32 for Mobile.
+      stem_filters: Stem conv width; 0 means the original's own: ``3 *
+        filters`` for cells (DARTS ``stem_multiplier=3``, ENAS micro ``3 *
+        out_filters``) and ``filters`` for ENAS macro. NASNet slim uses
+        ``32 * stem_multiplier``: 96 on CIFAR, 32 for Mobile.
       auxiliary: Add the auxiliary head (a second output). Its weights are
         left out of parameter counts, as in the papers.
       drop_path_rate: Final drop-path probability (1 - drop_path_keep_prob).
@@ -45,6 +46,11 @@ class ChildConfig:
         ``_fixed_layer``): the fixed child builds the "separable" ops 1 and 3
         as ordinary convs. True reproduces the released code.
     """
+
+    # Defaults: the DARTS search network (cnn/train_search.py --layers 8
+    # --init_channels 16) with PyTorch's BatchNorm (momentum 0.1, i.e. a
+    # 0.9 moving average; eps 1e-5). The presets in configs/ set each
+    # original's final sizes.
 
     num_classes: int = 10
     image_size: int = 32

@@ -106,8 +106,9 @@ def _layer_rows(space, arch):
 
 def draw_architecture(space, arch) -> bytes:
     """Returns a PNG drawing of ``arch`` (an Architecture of ``space``)."""
-    if hasattr(space.decode(arch), "normal"):
-        pair = space.decode(arch)
+    decoded = space.decode(arch)
+    if hasattr(decoded, "normal"):
+        pair = decoded
         width = 3.0 + 1.6 * len(pair.normal.nodes)
         fig, axes = plt.subplots(2, 1, figsize=(width, 6.5))
         draw_cell(axes[0], pair.normal, f"{space.name}: normal cell")

@@ -44,7 +44,8 @@ _HELP = {
                  "NASNet/ENAS micro: normal cells, two reductions added).",
     "filters": "Filters of the first cells (DARTS C, NASNet F, ENAS "
                "out_filters).",
-    "stem_filters": "Stem width; 0 means 3 x filters.",
+    "stem_filters": "Stem width; 0 means the original's (3 x filters for "
+                    "cells, filters for ENAS macro).",
     "auxiliary": "Add the auxiliary head (left out of parameter counts).",
     "drop_path_rate": "Final drop-path probability (1 - keep prob).",
     "dropout": "Dropout before the classifier (1 - keep prob).",

@@ -35,7 +35,7 @@ def test_darts_v2_final_counts_and_drawing(tmp_path):
     fields = _fields(out)
     assert fields["trainable_params"] == "3349342"
     assert fields["total_params"] == "3389734"
-    assert int(fields["mult_adds"]) > 500_000_000
+    assert fields["mult_adds"] == "528359040"
     assert fields["space_size"] == str(1_076_746_950_455_072_400)
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 

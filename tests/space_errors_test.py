@@ -62,26 +62,37 @@ def test_published_name_in_the_wrong_space():
     assert "num_layers=24" in message
 
 
-def test_darts_genotype_errors():
-    good = PUBLISHED["DARTS_V2"].text
-    bad_op = good.replace("('dil_conv_3x3', 2)", "('sep_conv_9x9', 2)")
-    message = _error("darts_cnn", bad_op)
-    assert "normal[7] has unknown op 'sep_conv_9x9'" in message
-    assert "sep_conv_3x3" in message
-    forward = good.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)")
-    message = _error("darts_cnn", forward)
-    assert "normal[7]" in message and "pointing forward" in message
-    assert "0..4" in message
-    twice = good.replace("('skip_connect', 0), ('dil_conv_3x3', 2)",
-                         "('skip_connect', 2), ('dil_conv_3x3', 2)")
-    assert "both read state 2" in _error("darts_cnn", twice)
-    none_op = good.replace("('dil_conv_3x3', 2)", "('none', 2)")
-    assert "unknown op 'none'" in _error("darts_cnn", none_op)
-    short = good.replace("('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ", "", 1)
-    assert "normal has 6 entries" in _error("darts_cnn", short)
-    concat = good.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2]")
-    assert "normal_concat=[2]" in _error("darts_cnn", concat)
-    assert "does not parse" in _error("darts_cnn", "Genotype(normal=[")
+_V2 = PUBLISHED["DARTS_V2"].text
+_V2_NORMAL = _V2[_V2.index("["):_V2.index("]") + 1]
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("('dil_conv_3x3', 2)", "('sep_conv_9x9', 2)",
+     ["normal[7] has unknown op 'sep_conv_9x9'", "sep_conv_3x3"]),
+    ("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)",
+     ["normal[7]", "pointing forward", "0..4"]),
+    ("('skip_connect', 0), ('dil_conv_3x3', 2)",
+     "('skip_connect', 2), ('dil_conv_3x3', 2)", ["both read state 2"]),
+    ("('dil_conv_3x3', 2)", "('none', 2)", ["unknown op 'none'"]),
+    ("('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ", "",
+     ["normal has 6 entries"]),
+    ("normal_concat=[2, 3, 4, 5]", "normal_concat=[2]",
+     ["normal_concat=[2]"]),
+    (_V2, "Genotype(normal=[", ["does not parse"]),
+    (_V2_NORMAL, "5", ["'normal' = 5", "list of ('op_name'"]),
+    ("normal_concat=[2, 3, 4, 5]", "normal_concat=5",
+     ["'normal_concat' = 5"]),
+    ("[2, 3, 4, 5]", "range(2, x)", ["not a literal list or range"]),
+    ("('dil_conv_3x3', 2)", "('dil_conv_3x3', True)",
+     ["normal[7] = ('dil_conv_3x3', True)"]),
+], ids=["unknown_op", "forward", "same_input", "none_op", "short",
+        "concat", "syntax", "normal_type", "concat_type", "range_args",
+        "bool_index"])
+def test_darts_genotype_errors(old, new, expected):
+    assert old in _V2
+    message = _error("darts_cnn", _V2.replace(old, new, 1))
+    for text in expected:
+        assert text in message
 
 
 def test_nasnet_explicit_outputs_are_checked():
@@ -100,5 +111,23 @@ def test_bad_space_name_and_parameters():
         spaces.get_space("enas_macro", num_layers=0)
     with pytest.raises(spaces.SpaceError, match="num_branches=7"):
         spaces.get_space("enas_macro", num_branches=7)
-    with pytest.raises(spaces.SpaceError, match="unexpected keyword"):
+    with pytest.raises(spaces.SpaceError,
+                       match="takes no parameter num_layers; it takes: steps"):
         spaces.get_space("darts_cnn", num_layers=3)
+    with pytest.raises(spaces.SpaceError, match="repeats a layer"):
+        spaces.get_space("nasrl_cnn", pool_layers=(1, 1))
+
+
+def test_tokens_must_be_integers_not_floats_or_bools():
+    space = spaces.get_space("enas_macro", num_layers=2)
+    with pytest.raises(spaces.SpaceError, match=r"token 1 = 1\.7"):
+        space.from_tokens([0, 1.7, 0])
+    with pytest.raises(spaces.SpaceError, match="token 2 = True"):
+        space.from_tokens([0, 1, True])
+
+
+def test_nasnet_explicit_output_given_twice():
+    tokens = PUBLISHED["NASNet-A"].text.split(";")[0]
+    message = _error("nasnet", tokens + "; normal_concat=1 normal_concat=2 "
+                     "reduce_concat=3")
+    assert "normal_concat is given twice" in message

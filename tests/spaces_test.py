@@ -158,7 +158,40 @@ def test_nasnet_a_uses_slim_outputs_and_numbering():
     assert space.decode(plain).normal.concat == (2, 3, 4, 5, 6)
 
 
-def test_cell_decoders_agree_on_state_numbering():
-    assert nasnet.OPS[10] == "sep_conv_3x3"
-    assert enas_micro.OPS.index("identity") == 4
-    assert darts_cnn.PRIMITIVES[0] == "none" and "none" not in darts_cnn.OPS
+def test_choice_lists_in_the_originals_order():
+    # ORIGINALS 2.1 (paper listing), 3.1 (ENAS ids), 4.1 (genotypes.py).
+    assert nasnet.OPS == (
+        "identity", "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3",
+        "avg_pool_3x3", "max_pool_3x3", "max_pool_5x5", "max_pool_7x7",
+        "conv_1x1", "conv_3x3", "sep_conv_3x3", "sep_conv_5x5",
+        "sep_conv_7x7")
+    assert enas_micro.OPS == ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3",
+                              "max_pool_3x3", "identity")
+    macro = spaces.get_space("enas_macro", num_layers=2)
+    assert macro.decisions[0].choices == (
+        "conv_3x3", "sep_conv_3x3", "conv_5x5", "sep_conv_5x5",
+        "avg_pool_3x3", "max_pool_3x3")
+    four = spaces.get_space("enas_macro", num_layers=2, num_branches=4)
+    assert four.decisions[0].choices == macro.decisions[0].choices[:4]
+    assert darts_cnn.PRIMITIVES == (
+        "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
+        "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+    assert darts_cnn.OPS == darts_cnn.PRIMITIVES[1:]
+    nasrl = spaces.get_space("nasrl_cnn", num_layers=1, predict_strides=True)
+    assert [d.choices for d in nasrl.decisions] == [
+        ("1", "3", "5", "7"), ("1", "3", "5", "7"), ("1", "2", "3"),
+        ("1", "2", "3"), ("24", "36", "48", "64")]
+
+
+@pytest.mark.parametrize("space_name, params", [
+    ("enas_macro", dict(num_layers=1)), ("enas_macro", dict(num_layers=7)),
+    ("enas_macro", dict(num_layers=5, num_branches=4)),
+    ("enas_micro", dict(num_nodes=2)), ("enas_micro", dict(num_nodes=5)),
+    ("nasnet", dict(num_blocks=1)), ("nasnet", dict(num_blocks=5)),
+    ("darts_cnn", dict(steps=2)), ("darts_cnn", dict(steps=4)),
+])
+def test_size_counts_agree_with_the_closed_forms(space_name, params):
+    # size() multiplies the decisions' choice counts; size_formula() is the
+    # closed form of ORIGINALS; they must agree for every parameter.
+    space = spaces.get_space(space_name, **params)
+    assert space.size() == space.size_formula()

@@ -37,6 +37,8 @@ class Family:
         not an ``Identity`` module); NASNet/ENAS never drop identity ops.
       relu_before_pool: final ReLU before global pooling (NASNet, ENAS).
       classifier_bias: ENAS's final FC has no bias.
+      symmetric_padding: strided ops pad like PyTorch (DARTS); see
+        ``conv_ops.OpSettings``.
     """
 
     name: str
@@ -47,21 +49,38 @@ class Family:
     drop_reduced_identity: bool
     relu_before_pool: bool
     classifier_bias: bool
+    symmetric_padding: bool
 
 
 FAMILIES = {
     # slim nasnet.py / nasnet_utils.py (and keras applications nasnet.py).
-    "nasnet": Family("nasnet", "slim", True, False, True, False, True, True),
+    "nasnet": Family(
+        "nasnet", prev_input="slim", first_prev_is_none=True,
+        calibrate_cur=False, drop_path_depth_scaled=True,
+        drop_reduced_identity=False, relu_before_pool=True,
+        classifier_bias=True, symmetric_padding=False),
     # melodyguan/enas micro_child.py, fixed-arc path.
-    "enas": Family("enas", "slim", False, True, True, False, True, False),
-    # quark0/darts cnn/model.py.
-    "darts": Family("darts", "darts", False, False, False, True, False, True),
+    "enas": Family(
+        "enas", prev_input="slim", first_prev_is_none=False,
+        calibrate_cur=True, drop_path_depth_scaled=True,
+        drop_reduced_identity=False, relu_before_pool=True,
+        classifier_bias=False, symmetric_padding=False),
+    # quark0/darts cnn/model.py (PyTorch).
+    "darts": Family(
+        "darts", prev_input="darts", first_prev_is_none=False,
+        calibrate_cur=False, drop_path_depth_scaled=False,
+        drop_reduced_identity=True, relu_before_pool=False,
+        classifier_bias=True, symmetric_padding=True),
 }
 
 
 def reduction_plan(family: str, num_cells: int):
     """Per cell position, whether it is a reduction cell, and the position
     after which the auxiliary head reads."""
+    if num_cells < 2 and family != "enas":
+        raise ValueError(
+            f"num_cells={num_cells}: a {family} network has two reduction "
+            f"cells among its cells and needs num_cells >= 2")
     if family == "darts":
         # model.py: layers//3 and 2*layers//3 are reductions; aux after 2nd.
         reductions = (num_cells // 3, 2 * num_cells // 3)
@@ -109,7 +128,8 @@ def build(inputs, pair, family_name: str, config, progress):
       (logits, aux_logits or None).
     """
     family = FAMILIES[family_name]
-    s = conv_ops.OpSettings(config.bn_momentum, config.bn_epsilon)
+    s = conv_ops.OpSettings(config.bn_momentum, config.bn_epsilon,
+                            symmetric_padding=family.symmetric_padding)
     cell_ops = ops.FAMILY_OPS[family_name]
     plan, aux_after = reduction_plan(family_name, config.num_cells)
     filters = config.filters

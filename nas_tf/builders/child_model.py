@@ -22,6 +22,15 @@ def _build_outputs(inputs, space, arch, config, progress):
     if family in cell_network.FAMILIES:
         return cell_network.build(inputs, space.decode(arch), family, config,
                                   progress)
+    unsupported = [f"{name}={value!r}" for name, value, default in (
+        ("stem", config.stem, "cifar"), ("auxiliary", config.auxiliary, False),
+        ("drop_path_rate", config.drop_path_rate, 0.0)) if value != default]
+    if unsupported:
+        raise ValueError(
+            f"{space.name} networks support only stem='cifar', "
+            f"auxiliary=False and drop_path_rate=0 (the originals have no "
+            f"ImageNet stem, auxiliary head or drop path); got "
+            f"{', '.join(unsupported)}")
     if family == "enas_macro":
         return enas_macro_network.build(inputs, space.decode(arch), config), None
     if family == "nasrl":
@@ -62,10 +71,6 @@ class ChildModel(keras.Model):
         self.child_config = config
         self._drop_path_progress = progress
         self._arch_text = space.format(arch)
-
-    @property
-    def has_auxiliary_head(self) -> bool:
-        return self.child_config.auxiliary
 
     def set_drop_path_progress(self, progress: float) -> None:
         """Sets how far training is (0..1) for scheduled drop path."""

@@ -6,10 +6,10 @@ The paper's rules against compilation failures, one for one:
 3. all layer outputs that feed no other layer are concatenated and sent to
    the classifier;
 4. inputs of different sizes are zero-padded to the largest size.
-Every conv layer is conv -> BN -> ReLU ("ReLU and batch norm" in every layer,
-sec. 4.1). Zero padding goes to the bottom/right, pooling layers are 3x3
-stride-2 max pools and the classifier is global average pooling + dense:
-the paper leaves these open.
+The paper gives every layer "ReLU and batch norm" (sec. 4.1) and leaves the
+rest open; our choices: conv -> BN -> ReLU in that order, zero padding at
+the bottom/right, 3x3 stride-2 max pools for pooling layers, and global
+average pooling + dense as the classifier.
 """
 
 import keras

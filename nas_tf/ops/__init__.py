@@ -6,8 +6,6 @@ reduction in DARTS and ENAS), so each family has its own table. Every builder
 has the signature ``op(x, filters, stride, settings) -> tensor``.
 """
 
-import functools
-
 from nas_tf import registry
 from nas_tf.ops import conv_ops
 from nas_tf.ops.conv_ops import OpSettings
@@ -20,7 +18,7 @@ def _sep(k):
 def _pool(kind, k):
     # A pool keeps the channels; slim/ENAS add a 1x1 when they must change.
     return lambda x, f, stride, s: conv_ops.project(
-        conv_ops.pool(x, kind, k, stride), f, s)
+        conv_ops.pool(x, kind, k, stride, s.symmetric_padding), f, s)
 
 
 def _conv(*kernels, dilation=1):
@@ -42,6 +40,15 @@ def _identity_or(reduce):
 
 def _factorized(x, f, stride, s):
     return conv_ops.factorized_reduce(x, f, s, stride)
+
+
+def _enas_identity(x, f, stride, s):
+    # micro_child.py _fixed_layer op 4: at stride 2 a factorized reduction
+    # with no ReLU first (DARTS' starts with one); ReLU-1x1-BN if the width
+    # still differs.
+    if stride > 1:
+        x = conv_ops.factorized_reduce(x, f, s, stride, relu_first=False)
+    return conv_ops.project(x, f, s)
 
 
 def _projection(x, f, stride, s):
@@ -83,7 +90,7 @@ for _name, _fn in {
         "sep_conv_5x5": _sep(5),
         "avg_pool_3x3": _pool("avg", 3),
         "max_pool_3x3": _pool("max", 3),
-        "identity": _identity_or(_factorized),
+        "identity": _enas_identity,
 }.items():
     ENAS_OPS.register(_name)(_fn)
 

@@ -14,11 +14,18 @@ from nas_tf.ops import layers as nas_layers
 
 @dataclasses.dataclass(frozen=True)
 class OpSettings:
-    """Settings every op shares within one child network."""
+    """Settings every op shares within one child network.
+
+    ``symmetric_padding``: strided ops pad like PyTorch (the same amount on
+    every side, so output pixel i is centred on input pixel 2i) instead of
+    TF's SAME (the odd row and column go bottom/right, centring on 2i + 1).
+    The DARTS family sets it so that pixels line up as in the original.
+    """
 
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     kernel_initializer: str = "he_normal"
+    symmetric_padding: bool = False
 
 
 def channels(x) -> int:
@@ -40,10 +47,29 @@ def bn(x, s: OpSettings, name=None):
 
 def conv(x, filters, kernel, s: OpSettings, stride=1, dilation=1,
          separable=False, padding="same", name=None):
-    """A bias-free conv. A strided dilated conv runs at stride 1 and is then
-    subsampled, which matches PyTorch's strided dilated conv exactly."""
-    sub = stride if dilation > 1 and stride > 1 else 1
-    kwargs = dict(strides=stride if sub == 1 else 1, dilation_rate=dilation,
+    """A bias-free conv. TF has no strided dilated conv: one runs at stride 1
+    and is then subsampled (``Subsample``) from the pixel where the strided
+    conv would centre its first window."""
+    kh, kw = _pair(kernel)
+    extent = (dilation * (kh - 1) + 1, dilation * (kw - 1) + 1)
+    strides = _pair(stride)
+    offset = (0, 0)
+    if max(strides) > 1 and padding == "same":
+        if s.symmetric_padding:
+            pad = ((extent[0] - 1) // 2, (extent[1] - 1) // 2)
+            if any(pad):
+                x = keras.layers.ZeroPadding2D(pad)(x)
+            padding = "valid"
+        else:
+            offset = tuple(_same_offset(n, k, st) for n, k, st
+                           in zip(spatial(x), extent, strides))
+    sub = 1
+    if dilation > 1 and max(strides) > 1:
+        if strides[0] != strides[1]:
+            raise ValueError(f"a strided dilated conv needs one stride for "
+                             f"both axes, got {stride}")
+        sub = strides[0]
+    kwargs = dict(strides=strides if sub == 1 else 1, dilation_rate=dilation,
                   padding=padding, use_bias=False, name=name)
     if separable:
         layer = keras.layers.SeparableConv2D(
@@ -56,7 +82,19 @@ def conv(x, filters, kernel, s: OpSettings, stride=1, dilation=1,
     if sub == 1:
         return x
     layer.output_stride = sub  # read by describe.count_mult_adds
-    return nas_layers.Subsample(sub)(x)
+    return nas_layers.Subsample(sub, offset)(x)
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _same_offset(size, extent, stride):
+    """The input index on which TF's strided SAME op centres its first
+    output: 1 on even sizes (the extra padding goes bottom/right), else 0."""
+    out = -(-size // stride)
+    before = max((out - 1) * stride + extent - size, 0) // 2
+    return (extent - 1) // 2 - before
 
 
 def relu_conv_bn(x, filters, kernel, s: OpSettings, stride=1, dilation=1,
@@ -92,11 +130,16 @@ def factorized_reduce(x, filters, s: OpSettings, stride=2, relu_first=True):
     return bn(keras.layers.Concatenate()([path1, path2]), s)
 
 
-def pool(x, kind, size, stride=1):
+def pool(x, kind, size, stride=1, symmetric_padding=False):
     """SAME max or average pooling; average excludes padding (as PyTorch's
-    ``count_include_pad=False`` in DARTS and TF's SAME pooling in slim)."""
+    ``count_include_pad=False`` in DARTS and TF's SAME pooling in slim).
+    ``symmetric_padding`` centres strided pools like PyTorch's (see
+    ``OpSettings``): pool at stride 1, then subsample."""
     cls = {"max": keras.layers.MaxPooling2D,
            "avg": keras.layers.AveragePooling2D}[kind]
+    if symmetric_padding and stride > 1:
+        x = cls(size, strides=1, padding="same")(x)
+        return nas_layers.Subsample(stride)(x)
     return cls(size, strides=stride, padding="same")(x)
 
 

@@ -6,27 +6,31 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="nas_tf")
 class Subsample(keras.layers.Layer):
-    """Keeps every ``stride``-th row and column (from the first).
+    """Keeps every ``stride``-th row and column, from row/column ``offset``.
 
-    A stride-1 SAME dilated conv followed by this equals PyTorch's
-    stride-2 dilated conv with padding ``dilation * (k - 1) / 2`` (DARTS'
-    ``dil_conv`` in reduction cells), which TF's conv ops do not support.
+    After a stride-1 op this gives the strided op: TF's conv ops cannot
+    stride a dilated conv, and pools subsampled from 0 centre like
+    PyTorch's (see ``conv_ops``).
     """
 
-    def __init__(self, stride: int, **kwargs):
+    def __init__(self, stride: int, offset=(0, 0), **kwargs):
         super().__init__(**kwargs)
         self.stride = int(stride)
+        self.offset = tuple(int(o) for o in offset)
 
     def call(self, x):
-        return x[:, ::self.stride, ::self.stride, :]
+        (oh, ow), s = self.offset, self.stride
+        return x[:, oh::s, ow::s, :]
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
-        up = lambda d: None if d is None else -(-d // self.stride)
-        return (n, up(h), up(w), c)
+        def size(d, o):
+            return None if d is None else -(-(d - o) // self.stride)
+        return (n, size(h, self.offset[0]), size(w, self.offset[1]), c)
 
     def get_config(self):
-        return {**super().get_config(), "stride": self.stride}
+        return {**super().get_config(), "stride": self.stride,
+                "offset": self.offset}
 
 
 class DropPathProgress:

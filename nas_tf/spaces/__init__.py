@@ -1,5 +1,6 @@
 """Search spaces: registry, lookup and architecture resolution."""
 
+import inspect
 import re
 
 from nas_tf import registry
@@ -31,10 +32,13 @@ def get_space(name: str, **params) -> SearchSpace:
         raise SpaceError(f"unknown search space {name!r}; known: "
                          f"{', '.join(SPACES.names())}")
     cls = SPACES.get(name)
-    try:
-        return cls(**params)
-    except TypeError as e:
-        raise SpaceError(f"search space {name!r}: {e}") from None
+    taken = inspect.signature(cls.__init__).parameters
+    unknown = sorted(set(params) - set(taken))
+    if unknown:
+        allowed = ", ".join(p for p in taken if p != "self") or "none"
+        raise SpaceError(f"search space {name!r} takes no parameter "
+                         f"{', '.join(unknown)}; it takes: {allowed}")
+    return cls(**params)
 
 
 _NAME = re.compile(r"^[A-Za-z][\w.-]*$")

@@ -28,10 +28,6 @@ class Cell:
     nodes: Tuple[Node, ...]
     concat: Tuple[int, ...]
 
-    @property
-    def num_states(self) -> int:
-        return NUM_INPUTS + len(self.nodes)
-
 
 @dataclasses.dataclass(frozen=True)
 class CellPair:

@@ -105,7 +105,7 @@ class DartsCnnSpace(schema.SearchSpace):
                 entry = edges[e]
                 if (not isinstance(entry, tuple) or len(entry) != 2
                         or not isinstance(entry[0], str)
-                        or not isinstance(entry[1], int)):
+                        or not _is_int(entry[1])):
                     raise schema.SpaceError(
                         f"darts_cnn: {cell}[{e}] = {entry!r}; each entry is "
                         f"('op_name', input_index)")
@@ -161,16 +161,18 @@ def _genotype_fields(text):
     fields = {}
     for kw in call.keywords:
         value = kw.value
-        if (isinstance(value, ast.Call) and getattr(value.func, "id", "")
-                == "range"):
-            fields[kw.arg] = range(*[ast.literal_eval(a) for a in value.args])
-            continue
+        is_range = (isinstance(value, ast.Call)
+                    and getattr(value.func, "id", "") == "range")
         try:
-            fields[kw.arg] = ast.literal_eval(value)
-        except ValueError:
+            if is_range:
+                fields[kw.arg] = range(*[ast.literal_eval(a)
+                                         for a in value.args])
+            else:
+                fields[kw.arg] = ast.literal_eval(value)
+        except (ValueError, TypeError):
             raise schema.SpaceError(
                 f"darts_cnn: Genotype field {kw.arg!r} is not a literal "
-                f"list") from None
+                f"list or range of integers") from None
     wanted = ("normal", "normal_concat", "reduce", "reduce_concat")
     missing = [k for k in wanted if k not in fields]
     unknown = [k for k in fields if k not in wanted]
@@ -178,4 +180,19 @@ def _genotype_fields(text):
         raise schema.SpaceError(
             f"darts_cnn: Genotype fields must be {', '.join(wanted)}; "
             f"missing {missing or 'none'}, unknown {unknown or 'none'}")
+    for cell in CELLS:
+        if not isinstance(fields[cell], (list, tuple)):
+            raise schema.SpaceError(
+                f"darts_cnn: Genotype field {cell!r} = {fields[cell]!r}; "
+                f"expected a list of ('op_name', input_index) pairs")
+        concat = fields[f"{cell}_concat"]
+        if not (isinstance(concat, (list, tuple, range))
+                and all(_is_int(i) for i in concat)):
+            raise schema.SpaceError(
+                f"darts_cnn: Genotype field '{cell}_concat' = {concat!r}; "
+                f"expected a list of state indices")
     return fields
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -109,6 +109,8 @@ class NasnetSpace(schema.SearchSpace):
                 raise schema.SpaceError(
                     f"nasnet: {item!r} after ';' is not understood; write "
                     f"normal_concat=I,J,.. reduce_concat=I,J,..")
+            if key in found:
+                raise schema.SpaceError(f"nasnet: {key} is given twice")
             try:
                 found[key] = tuple(int(v) for v in value.split(","))
             except ValueError:

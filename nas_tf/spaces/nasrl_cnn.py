@@ -29,11 +29,15 @@ class NasrlCnnSpace(schema.SearchSpace):
     def __init__(self, num_layers: int = 6, predict_strides: bool = False,
                  pool_layers=()):
         # 6 layers: the start of the depth schedule (sec. 4.1: 6, +2 every
-        # 1,600 samples).
+        # 1,600 samples). No strides, no pools: the paper's first network
+        # ("v1", Table 1); v2 predicts strides, v3 adds max pooling.
         if num_layers < 1:
             raise schema.SpaceError(
                 f"nasrl_cnn: num_layers={num_layers}; it must be at least 1")
         pool_layers = tuple(sorted(int(p) for p in pool_layers))
+        if len(set(pool_layers)) != len(pool_layers):
+            raise schema.SpaceError(
+                f"nasrl_cnn: pool_layers={list(pool_layers)} repeats a layer")
         for p in pool_layers:
             if not 0 <= p < num_layers:
                 raise schema.SpaceError(

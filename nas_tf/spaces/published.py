@@ -53,6 +53,8 @@ PUBLISHED = {
         "0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 "
         "1 0 1 0 0 3 0 2 1 1 3 1 1 0 0 4 0 3 1 1",
         "melodyguan/enas scripts/cifar10_micro_final.sh"),
+    # Its ops are all below 4, so it is valid with the final script's 4
+    # branches and with the search's 6; only the depth is pinned.
     "ENAS_macro": Published(
         "enas_macro", {"num_layers": 24},
         _macro_final_arc(),

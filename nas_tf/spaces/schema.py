@@ -16,6 +16,7 @@ Three decision kinds cover the originals:
 
 import dataclasses
 import math
+import operator
 import random
 from typing import Optional, Sequence
 
@@ -163,11 +164,7 @@ class SearchSpace:
     def from_tokens(self, tokens: Sequence[int],
                     cell_concat: Optional[tuple] = None) -> Architecture:
         """Validates tokens given in decision order."""
-        tokens = tuple(int(t) for t in tokens)
-        if len(tokens) != self.num_tokens:
-            raise SpaceError(
-                f"{self!r} expects {self.num_tokens} tokens "
-                f"({self.layout_help()}), got {len(tokens)}")
+        tokens = self._checked_ints(tokens)
         storage_pos = {t: p for p, t in enumerate(self._storage)}
         owner = self._decision_of_token()
         names = self.token_names()
@@ -179,14 +176,29 @@ class SearchSpace:
 
     def from_storage(self, values: Sequence[int]) -> Architecture:
         """Validates tokens given in the published (storage) layout."""
-        if len(values) != self.num_tokens:
-            raise SpaceError(
-                f"{self!r} expects {self.num_tokens} tokens "
-                f"({self.layout_help()}), got {len(values)}")
+        values = self._checked_ints(values)
         tokens = [0] * self.num_tokens
         for pos, idx in enumerate(self._storage):
             tokens[idx] = values[pos]
         return self.from_tokens(tokens)
+
+    def _checked_ints(self, tokens) -> tuple:
+        """The tokens as a tuple of ints, of the right count."""
+        tokens = tuple(tokens)
+        if len(tokens) != self.num_tokens:
+            raise SpaceError(
+                f"{self!r} expects {self.num_tokens} tokens "
+                f"({self.layout_help()}), got {len(tokens)}")
+        for i, t in enumerate(tokens):
+            if isinstance(t, bool):
+                raise SpaceError(f"{self.name}: token {i} = {t!r} is not an "
+                                 f"integer")
+            try:
+                operator.index(t)
+            except TypeError:
+                raise SpaceError(f"{self.name}: token {i} = {t!r} is not an "
+                                 f"integer") from None
+        return tuple(operator.index(t) for t in tokens)
 
     def to_storage(self, arch: Architecture) -> tuple:
         return tuple(arch.tokens[idx] for idx in self._storage)
