@@ -105,7 +105,7 @@ class DartsCnnSpace(schema.SearchSpace):
                 entry = edges[e]
                 if (not isinstance(entry, tuple) or len(entry) != 2
                         or not isinstance(entry[0], str)
-                        or not _is_int(entry[1])):
+                        or not schema.is_int(entry[1])):
                     raise schema.SpaceError(
                         f"darts_cnn: {cell}[{e}] = {entry!r}; each entry is "
                         f"('op_name', input_index)")
@@ -187,12 +187,8 @@ def _genotype_fields(text):
                 f"expected a list of ('op_name', input_index) pairs")
         concat = fields[f"{cell}_concat"]
         if not (isinstance(concat, (list, tuple, range))
-                and all(_is_int(i) for i in concat)):
+                and all(schema.is_int(i) for i in concat)):
             raise schema.SpaceError(
                 f"darts_cnn: Genotype field '{cell}_concat' = {concat!r}; "
                 f"expected a list of state indices")
     return fields
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

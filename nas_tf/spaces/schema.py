@@ -190,14 +190,9 @@ class SearchSpace:
                 f"{self!r} expects {self.num_tokens} tokens "
                 f"({self.layout_help()}), got {len(tokens)}")
         for i, t in enumerate(tokens):
-            if isinstance(t, bool):
+            if not is_int(t):
                 raise SpaceError(f"{self.name}: token {i} = {t!r} is not an "
                                  f"integer")
-            try:
-                operator.index(t)
-            except TypeError:
-                raise SpaceError(f"{self.name}: token {i} = {t!r} is not an "
-                                 f"integer") from None
         return tuple(operator.index(t) for t in tokens)
 
     def to_storage(self, arch: Architecture) -> tuple:
@@ -247,6 +242,17 @@ class SearchSpace:
             chunk = arch.tokens[start:start + d.num_tokens]
             out[d.name] = tuple(chunk) if d.kind == SKIPS else chunk[0]
         return out
+
+
+def is_int(value) -> bool:
+    """An integer (numpy's too), not a bool or a float."""
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def parse_ints(text: str, space_name: str) -> list:
