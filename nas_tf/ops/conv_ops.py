@@ -171,19 +171,12 @@ def auxiliary_head(x, num_classes, s: OpSettings, pool_stride=3,
     size = min(5, *spatial(x))
     x = keras.layers.AveragePooling2D(size, strides=pool_stride,
                                       padding="valid", name="aux_pool")(x)
-    x = keras.layers.Conv2D(128, 1, use_bias=False, name="aux_conv1",
-                            kernel_initializer=s.kernel_initializer)(x)
-    x = keras.layers.BatchNormalization(momentum=s.bn_momentum,
-                                        epsilon=s.bn_epsilon,
-                                        name="aux_bn1")(x)
+    x = bn(conv(x, 128, 1, s, name="aux_conv1"), s, name="aux_bn1")
     x = keras.layers.ReLU(name="aux_relu1")(x)
-    x = keras.layers.Conv2D(768, spatial(x), use_bias=False, name="aux_conv2",
-                            padding="same" if enas_style else "valid",
-                            kernel_initializer=s.kernel_initializer)(x)
+    x = conv(x, 768, spatial(x), s, name="aux_conv2",
+             padding="same" if enas_style else "valid")
     if final_bn:
-        x = keras.layers.BatchNormalization(momentum=s.bn_momentum,
-                                            epsilon=s.bn_epsilon,
-                                            name="aux_bn2")(x)
+        x = bn(x, s, name="aux_bn2")
     x = keras.layers.ReLU(name="aux_relu2")(x)
     if enas_style:
         x = keras.layers.GlobalAveragePooling2D(name="aux_pool2")(x)
