@@ -109,6 +109,9 @@ def test_bad_space_name_and_parameters():
         spaces.get_space("x")
     with pytest.raises(spaces.SpaceError, match="num_layers=0"):
         spaces.get_space("enas_macro", num_layers=0)
+    with pytest.raises(spaces.SpaceError,
+                       match="num_blocks='3'; it must be an integer"):
+        spaces.get_space("nasnet", num_blocks="3")
     with pytest.raises(spaces.SpaceError, match="num_branches=7"):
         spaces.get_space("enas_macro", num_branches=7)
     with pytest.raises(spaces.SpaceError,

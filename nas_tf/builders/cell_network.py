@@ -105,7 +105,7 @@ def reduction_plan(family: str, num_cells: int):
 
 
 def _stem(x, family: Family, config, s):
-    """Returns the initial (input k-2, input k-1) and extra cells run so far."""
+    """Returns the first cell's inputs (k-2, k-1) after the stem."""
     if config.stem == "cifar":
         x = conv_ops.bn(conv_ops.conv(x, config.stem_width, 3, s), s)
         return (None if family.first_prev_is_none else x), x

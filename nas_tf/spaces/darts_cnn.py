@@ -39,9 +39,7 @@ class DartsCnnSpace(schema.SearchSpace):
     family = "darts"
 
     def __init__(self, steps: int = 4):
-        if steps < 1:
-            raise schema.SpaceError(
-                f"darts_cnn: steps={steps}; it must be at least 1")
+        schema.check_count("darts_cnn", "steps", steps)
         self.steps = steps
         decisions = []
         for cell in CELLS:

@@ -25,9 +25,7 @@ class EnasMacroSpace(schema.SearchSpace):
 
     def __init__(self, num_layers: int = 12, num_branches: int = 6):
         # num_layers=12, num_branches=6: scripts/cifar10_macro_search.sh.
-        if num_layers < 1:
-            raise schema.SpaceError(
-                f"enas_macro: num_layers={num_layers}; it must be at least 1")
+        schema.check_count("enas_macro", "num_layers", num_layers)
         if not 1 <= num_branches <= len(OPS):
             raise schema.SpaceError(
                 f"enas_macro: num_branches={num_branches}; allowed: "

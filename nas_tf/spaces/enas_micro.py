@@ -33,9 +33,7 @@ class EnasMicroSpace(schema.SearchSpace):
     family = "enas"
 
     def __init__(self, num_nodes: int = 5):
-        if num_nodes < 1:
-            raise schema.SpaceError(
-                f"enas_micro: num_nodes={num_nodes}; it must be at least 1")
+        schema.check_count("enas_micro", "num_nodes", num_nodes)
         self.num_nodes = num_nodes
         decisions = []
         for cell in CELLS:

@@ -55,9 +55,7 @@ class NasnetSpace(schema.SearchSpace):
     family = "nasnet"
 
     def __init__(self, num_blocks: int = 5):
-        if num_blocks < 1:
-            raise schema.SpaceError(
-                f"nasnet: num_blocks={num_blocks}; it must be at least 1")
+        schema.check_count("nasnet", "num_blocks", num_blocks)
         self.num_blocks = num_blocks
         decisions = []
         for cell in CELLS:

@@ -31,9 +31,7 @@ class NasrlCnnSpace(schema.SearchSpace):
         # 6 layers: the start of the depth schedule (sec. 4.1: 6, +2 every
         # 1,600 samples). No strides, no pools: the paper's first network
         # ("v1", Table 1); v2 predicts strides, v3 adds max pooling.
-        if num_layers < 1:
-            raise schema.SpaceError(
-                f"nasrl_cnn: num_layers={num_layers}; it must be at least 1")
+        schema.check_count("nasrl_cnn", "num_layers", num_layers)
         pool_layers = tuple(sorted(int(p) for p in pool_layers))
         if len(set(pool_layers)) != len(pool_layers):
             raise schema.SpaceError(

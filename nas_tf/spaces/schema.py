@@ -255,6 +255,13 @@ def is_int(value) -> bool:
     return True
 
 
+def check_count(space_name: str, param: str, value) -> None:
+    """A space parameter that counts something (layers, nodes, blocks)."""
+    if not is_int(value) or value < 1:
+        raise SpaceError(f"{space_name}: {param}={value!r}; it must be an "
+                         f"integer, at least 1")
+
+
 def parse_ints(text: str, space_name: str) -> list:
     """Splits a whitespace-separated token string into ints."""
     if not isinstance(text, str):
