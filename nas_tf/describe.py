@@ -11,6 +11,7 @@ import dataclasses
 import keras
 
 from nas_tf.builders import child_model
+from nas_tf.builders import language_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,11 +28,14 @@ def _main_layers(model):
 
 def count_params(model):
     """(trainable, total) weights outside the auxiliary head."""
-    trainable = total = 0
-    for layer in _main_layers(model):
-        trainable += sum(int(w.numpy().size) for w in layer.trainable_weights)
-        total += sum(int(w.numpy().size) for w in layer.weights)
-    return trainable, total
+    auxiliary = {id(w) for layer in model.layers
+                 if child_model.is_auxiliary(layer) for w in layer.weights}
+
+    def count(weights):
+        return sum(int(w.numpy().size) for w in weights
+                   if id(w) not in auxiliary)
+
+    return count(model.trainable_weights), count(model.weights)
 
 
 def _conv_mult_adds(layer, out_shape):
@@ -50,7 +54,10 @@ def _conv_mult_adds(layer, out_shape):
 
 def count_mult_adds(model) -> int:
     """Multiply-adds of one forward pass on one example: convolutions and
-    dense layers (the papers' convention; BN, pooling and adds are free)."""
+    dense layers (the papers' convention; BN, pooling and adds are free).
+    For a language model: per predicted word."""
+    if isinstance(model, language_model.LanguageModel):
+        return model.mult_adds_per_token()
     total = 0
     for layer in _main_layers(model):
         if isinstance(layer, (keras.layers.Conv2D,

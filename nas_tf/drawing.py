@@ -2,8 +2,8 @@
 
 Cells (NASNet, ENAS micro, DARTS) are drawn as DAGs: the two inputs on the
 left, the nodes in the middle, the output on the right, the op written on
-every edge. Layer-wise spaces (NAS-RL, ENAS macro) are drawn as a column of
-layers with their skip connections as arcs.
+every edge. Layer-wise spaces (NAS-RL, ENAS macro) and recurrent cells are
+drawn as a column of layers or nodes with their connections as arcs.
 """
 
 import io
@@ -83,8 +83,35 @@ def draw_layers(ax, rows, title):
     ax.axis("off")
 
 
+_COMBINE_SIGN = {"add": "+", "elem_mult": "*", "max": "max"}
+
+
+def _recurrent_rows(decoded):
+    """Rows of a recurrent cell: a DAG's nodes or a tree's, then h_t."""
+    if hasattr(decoded, "average"):
+        rows = [("x_t, h_{t-1}", []), (f"0: {decoded.node0_activation}", [0])]
+        rows += [(f"{i}: {act}", [pred + 1])
+                 for i, (pred, act) in enumerate(decoded.nodes, start=1)]
+        rows.append(("mean -> h_t", [i + 1 for i in decoded.average]))
+        return rows
+    rows = [("x_t, h_{t-1}", [])]
+    inj_comb, inj_act = decoded.inject
+    for k, (comb, act) in enumerate(decoded.nodes):
+        srcs = ([0] if k < decoded.base else
+                [c + 1 for c in decoded.children(k)])
+        label = f"{k}: {act}({_COMBINE_SIGN[comb]})"
+        if k == decoded.cell_node:
+            label += " c_t=pre"
+        if k == decoded.inject_node:
+            label += f" {inj_act}(.{_COMBINE_SIGN[inj_comb]}c)"
+        rows.append((label, srcs))
+    return rows
+
+
 def _layer_rows(space, arch):
     decoded = space.decode(arch)
+    if space.family == "recurrent":
+        return _recurrent_rows(decoded)
     if space.family == "enas_macro":
         rows = [("stem", [])]
         for k, (op, bits) in enumerate(decoded):
@@ -115,7 +142,7 @@ def draw_architecture(space, arch) -> bytes:
         draw_cell(axes[1], pair.reduce, f"{space.name}: reduction cell")
     else:
         rows = _layer_rows(space, arch)
-        fig, ax = plt.subplots(figsize=(5, 0.5 + 0.45 * len(rows)))
+        fig, ax = plt.subplots(figsize=(5.5, 0.5 + 0.45 * len(rows)))
         draw_layers(ax, rows, space.name)
     buffer = io.BytesIO()
     fig.tight_layout()

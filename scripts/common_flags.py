@@ -1,7 +1,9 @@
 """Flags shared by the scripts: the search space and the child network.
 
 Each maps onto the library's plain arguments: ``space_from_flags`` returns a
-``SearchSpace`` and ``child_config_from_flags`` a ``ChildConfig``.
+``SearchSpace``, ``child_config_from_flags`` a ``ChildConfig`` and
+``lm_config_from_flags`` an ``LmConfig``; ``model_config_from_flags`` picks
+the one the space's networks take.
 """
 
 import dataclasses
@@ -26,16 +28,30 @@ flags.DEFINE_integer("num_layers", None,
 flags.DEFINE_integer("num_branches", None,
                      "enas_macro ops per layer (6 in search, 4 in the final "
                      "script).")
-flags.DEFINE_integer("num_nodes", None, "enas_micro nodes per cell (5).")
+flags.DEFINE_integer("num_nodes", None,
+                     "enas_micro nodes per cell (5); enas_rnn nodes in the "
+                     "layout's sense (enas_code: all, 12; enas_lm: after "
+                     "node 0, 8).")
 flags.DEFINE_integer("num_blocks", None, "nasnet blocks per cell (B=5).")
-flags.DEFINE_integer("steps", None, "darts_cnn nodes per cell (4).")
+flags.DEFINE_integer("steps", None,
+                     "darts_cnn nodes per cell (4); darts_rnn nodes after "
+                     "node 0 (8).")
+flags.DEFINE_integer("base", None, "nasrl_rnn tree leaves (8).")
+flags.DEFINE_boolean("extended", None,
+                     "nasrl_rnn: add the max combination and sin activation.")
+flags.DEFINE_string("layout", None,
+                    "enas_rnn token layout: enas_code (melodyguan/enas) or "
+                    "enas_lm (google-research enas_lm).")
+flags.DEFINE_string("average", None,
+                    "enas_rnn/darts_rnn cell output: mean of loose_ends or "
+                    "of all nodes.")
 flags.DEFINE_boolean("predict_strides", None,
                      "nasrl_cnn: the controller also picks strides.")
 flags.DEFINE_list("pool_layers", None,
                   "nasrl_cnn: indices of max-pooling layers (v3).")
 
-_DEFAULTS = config_lib.ChildConfig()
 _HELP = {
+    # ChildConfig
     "num_classes": "Classifier outputs.",
     "image_size": "Input height and width.",
     "image_channels": "Input channels.",
@@ -55,13 +71,73 @@ _HELP = {
     "bn_epsilon": "BatchNorm epsilon.",
     "macro_separable_as_conv": "ENAS macro code quirk: separable ops built "
                                "as plain convs.",
+    # LmConfig
+    "vocab_size": "Language model vocabulary (PTB: 10000).",
+    "hidden_size": "Recurrent cell units = embedding size.",
+    "tie_weights": "Decoder weights shared with the embedding.",
+    "decoder_bias": "The decoder adds a bias (DARTS yes, ENAS no).",
+    "output_dropout": "Locked dropout on the cell outputs.",
+    "hidden_dropout": "Per-sequence dropout on the recurrent state.",
+    "x_dropout": "Per-sequence dropout on x_t inside the cell.",
+    "input_dropout": "Locked dropout on the embedded words.",
+    "embedding_dropout": "Drops whole words of the embedding matrix.",
+    "init_range": "All weights from U(-r, r).",
+    "highway_split": "ENAS/DARTS node gate position: gate_first (DARTS) or "
+                     "gate_last (ENAS); empty = the space's own.",
 }
-for _field in dataclasses.fields(config_lib.ChildConfig):
-    _default = getattr(_DEFAULTS, _field.name)
-    _define = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer,
-               float: flags.DEFINE_float, str: flags.DEFINE_string}[
-                   type(_default)]
-    _define(_field.name, _default, _HELP[_field.name])
+
+
+_DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer,
+           float: flags.DEFINE_float, str: flags.DEFINE_string}
+
+
+def _define_config_flags(config_class, helps, unset_means=None):
+    """One flag per field. With ``unset_means`` the flags default to None
+    (the config's own default, named in the help after ``unset_means``)."""
+    defaults = config_class()
+    for field in dataclasses.fields(config_class):
+        default = getattr(defaults, field.name)
+        text = helps[field.name]
+        if unset_means:
+            text = f"{text} {unset_means}: default {default}."
+            default = None
+        _DEFINE[type(getattr(defaults, field.name))](field.name, default,
+                                                      text)
+
+
+_define_config_flags(config_lib.ChildConfig, _HELP)
+_define_config_flags(config_lib.LmConfig, _HELP)
+
+# Training recipes: unset flags keep the config's own default (shown in the
+# help), so scripts that train other kinds of networks can share the names.
+_LM_TRAIN_HELP = {
+    "batch_size": "Training batch.",
+    "bptt": "BPTT window length.",
+    "variable_bptt": "Random window lengths with the learning rate scaled "
+                     "by length/bptt.",
+    "max_seq_len_delta": "Longest window is bptt plus this.",
+    "learning_rate": "SGD learning rate.",
+    "lr_decay": "Per-epoch learning-rate factor (1 = none).",
+    "lr_decay_start": "First epoch that decays the learning rate.",
+    "lr_min": "Floor of the decayed learning rate.",
+    "clip_norm": "Global gradient-norm clip.",
+    "weight_decay": "L2 coefficient.",
+    "weight_decay_mode": "gradient (added after clipping, DARTS) or loss "
+                         "(added to the loss, enas_lm).",
+    "activation_reg": "alpha of the activation regulariser.",
+    "activation_reg_on": "dropped or raw cell outputs.",
+    "slowness_reg": "beta of the slowness regulariser.",
+    "nonmono": "Averaged SGD starts when a validation loss is worse than "
+               "the best before the last nonmono evaluations (0 = never).",
+    "epochs": "Training epochs.",
+    "max_steps": "Stop after this many steps (0 = no limit).",
+    "eval_batch_size": "Validation batch.",
+    "test_batch_size": "Test batch.",
+    "log_every": "Steps between progress lines.",
+    "seed": "Random seed.",
+}
+_define_config_flags(config_lib.LmTrainConfig, _LM_TRAIN_HELP,
+                     unset_means="Language models")
 
 
 def space_from_flags() -> spaces.SearchSpace:
@@ -85,7 +161,21 @@ def _parse_int(flag, text):
         raise ValueError(f"--{flag}: {text!r} is not an integer") from None
 
 
+def _config_from_flags(config_class):
+    return config_class(**{f.name: getattr(FLAGS, f.name)
+                           for f in dataclasses.fields(config_class)})
+
+
 def child_config_from_flags() -> config_lib.ChildConfig:
-    values = {f.name: getattr(FLAGS, f.name)
-              for f in dataclasses.fields(config_lib.ChildConfig)}
-    return config_lib.ChildConfig(**values)
+    return _config_from_flags(config_lib.ChildConfig)
+
+
+def lm_config_from_flags() -> config_lib.LmConfig:
+    return _config_from_flags(config_lib.LmConfig)
+
+
+def model_config_from_flags(space):
+    """The LmConfig of a recurrent space, else the ChildConfig."""
+    if space.family == "recurrent":
+        return lm_config_from_flags()
+    return child_config_from_flags()

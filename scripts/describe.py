@@ -3,8 +3,12 @@
   python scripts/describe.py --flagfile=configs/darts_cifar10_final.cfg \
       --arch=DARTS_V2 [--draw=cells.png]
 
+  python scripts/describe.py --flagfile=configs/darts_ptb_final.cfg \
+      --arch=DARTS_V2_RNN
+
 Prints ``trainable_params``, ``total_params``, ``mult_adds`` (auxiliary head
-left out) and ``space_size`` (exact), one per line.
+left out; for a language model, per predicted word) and ``space_size``
+(exact), one per line.
 """
 
 import sys
@@ -17,7 +21,7 @@ from nas_tf import describe
 from nas_tf import drawing
 from nas_tf import fileio
 from nas_tf import spaces
-from nas_tf.builders import build_child
+from nas_tf.builders import build_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("arch", None,
@@ -33,8 +37,8 @@ def main(argv):
     try:
         space = common_flags.space_from_flags()
         arch = spaces.resolve_architecture(space, FLAGS.arch)
-        config = common_flags.child_config_from_flags()
-        summary = describe.summarize(build_child(space, arch, config))
+        config = common_flags.model_config_from_flags(space)
+        summary = describe.summarize(build_model(space, arch, config))
     except (spaces.SpaceError, ValueError) as e:
         print(f"describe.py: error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """Every published architecture and random samples of every space build at a
-small size, run forward and one gradient step, and round-trip their tokens
-and their Keras config."""
+small size (image classifiers, or language models for recurrent spaces), run
+forward and one gradient step, and round-trip their tokens and their Keras
+config."""
 
 import keras
 import numpy as np
@@ -10,7 +11,9 @@ import tensorflow as tf
 from nas_tf import config
 from nas_tf import spaces
 from nas_tf.builders import ChildModel
+from nas_tf.builders import LanguageModel
 from nas_tf.builders import build_child
+from nas_tf.builders import build_model
 from nas_tf.spaces.published import PUBLISHED
 
 SMALL = {
@@ -30,7 +33,11 @@ SPACE_PARAMS = {
 IMAGENET_STEM = dict(stem="imagenet", image_size=32, num_classes=7)
 
 
-def _cases():
+def _is_recurrent(space_name):
+    return spaces.SPACES.get(space_name).family == "recurrent"
+
+
+def _cases(recurrent=False):
     cases = []
     for name, entry in sorted(PUBLISHED.items()):
         if name != "DARTS":  # an alias of DARTS_V2
@@ -43,7 +50,7 @@ def _cases():
                           {}))
     cases.append(("nasnet", {}, "NASNet-A", IMAGENET_STEM))
     cases.append(("darts_cnn", {}, "DARTS_V2", IMAGENET_STEM))
-    return cases
+    return [c for c in cases if _is_recurrent(c[0]) == recurrent]
 
 
 def _loss(outputs, labels):
@@ -91,6 +98,41 @@ def test_build_forward_step_and_round_trips(space_name, params, text,
     assert clone.architecture == arch
     np.testing.assert_allclose(_logits(clone, images), _logits(model, images),
                                rtol=1e-5, atol=1e-5)
+
+
+SMALL_LM = config.LmConfig(vocab_size=30, hidden_size=8, output_dropout=0.3,
+                           hidden_dropout=0.2, x_dropout=0.3,
+                           input_dropout=0.1, embedding_dropout=0.1)
+
+
+@pytest.mark.parametrize("space_name, params, text, overrides",
+                         _cases(recurrent=True), ids=lambda v: str(v)[:24])
+def test_language_model_step_and_round_trips(space_name, params, text,
+                                             overrides):
+    del overrides
+    space = spaces.get_space(space_name, **params)
+    arch = spaces.resolve_architecture(space, text)
+    assert space.parse(space.format(arch)) == arch
+    model = build_model(space, arch, SMALL_LM, seed=0)
+    tokens = tf.constant(np.random.default_rng(0).integers(0, 30, (3, 7)))
+    out = model.forward(tokens)
+    assert out.logits.shape == (3, 7, 30)
+    assert np.all(np.isfinite(out.logits))
+    with tf.GradientTape() as tape:
+        logits = model.forward(tokens[:, :-1], out.state,
+                               training=True).logits
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            tokens[:, 1:], logits))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert all(g is not None for g in grads)
+    assert np.isfinite(loss.numpy())
+
+    clone = LanguageModel.from_config(model.get_config())
+    clone.build()
+    clone.set_weights(model.get_weights())
+    assert clone.architecture == arch
+    np.testing.assert_allclose(clone(tokens), model(tokens), rtol=1e-5,
+                               atol=1e-5)
 
 
 def _logits(model, images):

@@ -48,6 +48,25 @@ def test_enas_macro_space_size_with_12_layers():
     assert _fields(out)["space_size"] == str(6 ** 12 * 2 ** 66)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("preset,arch,params,size", [
+    # DARTS eval: hidden 850, vocab 10,000, tied, with the decoder bias.
+    ("darts_ptb_final", "DARTS_V2_RNN", 22_960_000, 4 ** 8 * 40320),
+    # ENAS ptb_final.sh: hidden 748, 12 nodes, no decoder bias.
+    ("enas_ptb_final", "ENAS_PTB_SCRIPT", 22_027_104,
+     4 ** 12 * 39_916_800),
+    ("enas_lm_ptb_final", "ENAS_LM", 20_800_000, 4 ** 8 * 40320),
+    ("nasrl_ptb_final", "NASCell", 25_011_216, 8 ** 16 * 15 ** 2),
+])
+def test_ptb_presets(preset, arch, params, size):
+    code, out, err = _describe(f"--flagfile=configs/{preset}.cfg",
+                               f"--arch={arch}")
+    assert code == 0, err
+    fields = _fields(out)
+    assert fields["trainable_params"] == str(params)
+    assert fields["space_size"] == str(size)
+
+
 def _one_line_error(args):
     code, out, err = _describe(*args)
     assert code != 0
@@ -76,6 +95,19 @@ def test_bad_architecture_is_one_line_error(arch, expected):
     line = _one_line_error(["--space=enas_micro", f"--arch={arch}"])
     for text in expected:
         assert text in line
+
+
+def test_recurrent_architecture_errors_are_one_line():
+    line = _one_line_error(["--space=darts_rnn", "--steps=2", "--arch=Genotype("
+                            "recurrent=[('tanh', 0), ('gelu', 1)], "
+                            "concat=range(1, 3))"])
+    assert "unknown op 'gelu'; allowed: tanh, relu, sigmoid, identity" in line
+    line = _one_line_error(["--space=enas_rnn", "--num_nodes=3",
+                            "--arch=0 0 0 2 0"])
+    assert "node index pointing forward" in line
+    line = _one_line_error(["--space=enas_rnn", "--highway_split=middle",
+                            "--arch=ENAS_PTB"])
+    assert "highway_split='middle'" in line
 
 
 def test_bad_flag_value_is_one_line_error():

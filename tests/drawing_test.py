@@ -15,6 +15,9 @@ from nas_tf import spaces
     ("enas_micro", {}, "ENAS_micro"),
     ("enas_macro", {"num_layers": 24}, "ENAS_macro"),
     ("nasrl_cnn", {"num_layers": 4, "pool_layers": (2,)}, None),
+    ("nasrl_rnn", {}, "NASCell"),
+    ("enas_rnn", {}, "ENAS_PTB"),
+    ("darts_rnn", {}, "DARTS_V2_RNN"),
 ])
 def test_draws_png(space_name, params, arch_name):
     space = spaces.get_space(space_name, **params)

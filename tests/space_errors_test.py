@@ -82,7 +82,7 @@ _V2_NORMAL = _V2[_V2.index("["):_V2.index("]") + 1]
     (_V2_NORMAL, "5", ["'normal' = 5", "list of ('op_name'"]),
     ("normal_concat=[2, 3, 4, 5]", "normal_concat=5",
      ["'normal_concat' = 5"]),
-    ("[2, 3, 4, 5]", "range(2, x)", ["not a literal list or range"]),
+    ("[2, 3, 4, 5]", "range(2, x)", ["not a literal", "range(...)"]),
     ("('dil_conv_3x3', 2)", "('dil_conv_3x3', True)",
      ["normal[7] = ('dil_conv_3x3', True)"]),
 ], ids=["unknown_op", "forward", "same_input", "none_op", "short",

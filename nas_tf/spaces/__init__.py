@@ -5,10 +5,13 @@ import re
 
 from nas_tf import registry
 from nas_tf.spaces import darts_cnn
+from nas_tf.spaces import darts_rnn
 from nas_tf.spaces import enas_macro
 from nas_tf.spaces import enas_micro
+from nas_tf.spaces import enas_rnn
 from nas_tf.spaces import nasnet
 from nas_tf.spaces import nasrl_cnn
+from nas_tf.spaces import nasrl_rnn
 from nas_tf.spaces.published import PUBLISHED
 from nas_tf.spaces.schema import Architecture
 from nas_tf.spaces.schema import Decision
@@ -18,7 +21,8 @@ from nas_tf.spaces.schema import SpaceError
 SPACES = registry.Registry("search space")
 for _cls in (nasrl_cnn.NasrlCnnSpace, nasnet.NasnetSpace,
              enas_macro.EnasMacroSpace, enas_micro.EnasMicroSpace,
-             darts_cnn.DartsCnnSpace):
+             darts_cnn.DartsCnnSpace, nasrl_rnn.NasrlRnnSpace,
+             enas_rnn.EnasRnnSpace, darts_rnn.DartsRnnSpace):
     SPACES.register(_cls.name)(_cls)
 
 

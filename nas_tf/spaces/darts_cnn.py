@@ -14,11 +14,11 @@ edges is not part of the architecture (their sum is), and formatting writes
 the lower-numbered input first.
 """
 
-import ast
 import itertools
 import math
 
 from nas_tf.spaces import cells
+from nas_tf.spaces import genotype_text
 from nas_tf.spaces import schema
 
 # cnn/genotypes.py PRIMITIVES, in order; derived cells never hold 'none'.
@@ -80,11 +80,18 @@ class DartsCnnSpace(schema.SearchSpace):
         if not text.strip().startswith("Genotype"):
             # Plain tokens in decision order, as the controller emits them.
             return self.from_storage(schema.parse_ints(text, self.name))
-        fields = _genotype_fields(text)
+        fields = genotype_text.genotype_fields(
+            text, self.name, ("normal", "normal_concat", "reduce",
+                              "reduce_concat"))
         tokens = []
         for cell in CELLS:
+            if not isinstance(fields[cell], (list, tuple)):
+                raise schema.SpaceError(
+                    f"darts_cnn: Genotype field {cell!r} = {fields[cell]!r}; "
+                    f"expected a list of ('op_name', input_index) pairs")
+            concat = genotype_text.check_index_list(
+                self.name, f"{cell}_concat", fields[f"{cell}_concat"])
             tokens += self._cell_tokens(cell, fields[cell])
-            concat = tuple(fields[f"{cell}_concat"])
             if concat != self.concat:
                 raise schema.SpaceError(
                     f"darts_cnn: {cell}_concat={list(concat)}; a DARTS cell "
@@ -100,21 +107,11 @@ class DartsCnnSpace(schema.SearchSpace):
         for i in range(self.steps):
             pair = []
             for e in (2 * i, 2 * i + 1):
-                entry = edges[e]
-                if (not isinstance(entry, tuple) or len(entry) != 2
-                        or not isinstance(entry[0], str)
-                        or not schema.is_int(entry[1])):
-                    raise schema.SpaceError(
-                        f"darts_cnn: {cell}[{e}] = {entry!r}; each entry is "
-                        f"('op_name', input_index)")
-                op, src = entry
-                if op not in OPS:
-                    raise schema.SpaceError(
-                        f"darts_cnn: {cell}[{e}] has unknown op {op!r}; "
-                        f"allowed: {', '.join(OPS)}")
+                op, src = genotype_text.check_edge(
+                    self.name, f"{cell}[{e}]", edges[e], OPS)
                 if not 0 <= src < i + 2:
                     raise schema.SpaceError(
-                        f"darts_cnn: {cell}[{e}] = {entry!r}: node index "
+                        f"darts_cnn: {cell}[{e}] = {edges[e]!r}: node index "
                         f"pointing forward; node {i + 2} may read states "
                         f"0..{i + 1}")
                 pair.append((src, OPS.index(op)))
@@ -141,52 +138,3 @@ class DartsCnnSpace(schema.SearchSpace):
                              OPS[values[f"{prefix}/op_high"]])))
             decoded.append(cells.Cell(tuple(nodes), self.concat))
         return cells.CellPair(*decoded)
-
-
-def _genotype_fields(text):
-    """Reads ``Genotype(normal=[...], normal_concat=..., ...)`` safely."""
-    try:
-        call = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError as e:
-        raise schema.SpaceError(
-            f"darts_cnn: the genotype text does not parse ({e.msg} at "
-            f"column {e.offset})") from None
-    if not (isinstance(call, ast.Call) and getattr(call.func, "id", "")
-            == "Genotype"):
-        raise schema.SpaceError(
-            "darts_cnn: expected Genotype(normal=[...], normal_concat=[...], "
-            "reduce=[...], reduce_concat=[...])")
-    fields = {}
-    for kw in call.keywords:
-        value = kw.value
-        is_range = (isinstance(value, ast.Call)
-                    and getattr(value.func, "id", "") == "range")
-        try:
-            if is_range:
-                fields[kw.arg] = range(*[ast.literal_eval(a)
-                                         for a in value.args])
-            else:
-                fields[kw.arg] = ast.literal_eval(value)
-        except (ValueError, TypeError):
-            raise schema.SpaceError(
-                f"darts_cnn: Genotype field {kw.arg!r} is not a literal "
-                f"list or range of integers") from None
-    wanted = ("normal", "normal_concat", "reduce", "reduce_concat")
-    missing = [k for k in wanted if k not in fields]
-    unknown = [k for k in fields if k not in wanted]
-    if missing or unknown:
-        raise schema.SpaceError(
-            f"darts_cnn: Genotype fields must be {', '.join(wanted)}; "
-            f"missing {missing or 'none'}, unknown {unknown or 'none'}")
-    for cell in CELLS:
-        if not isinstance(fields[cell], (list, tuple)):
-            raise schema.SpaceError(
-                f"darts_cnn: Genotype field {cell!r} = {fields[cell]!r}; "
-                f"expected a list of ('op_name', input_index) pairs")
-        concat = fields[f"{cell}_concat"]
-        if not (isinstance(concat, (list, tuple, range))
-                and all(schema.is_int(i) for i in concat)):
-            raise schema.SpaceError(
-                f"darts_cnn: Genotype field '{cell}_concat' = {concat!r}; "
-                f"expected a list of state indices")
-    return fields

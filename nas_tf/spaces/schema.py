@@ -255,6 +255,16 @@ def is_int(value) -> bool:
     return True
 
 
+def label_index(space_name: str, what: str, where: str, labels,
+                value) -> int:
+    """The index of a named choice (an op, an activation), or a SpaceError
+    naming the value and the allowed names."""
+    if value not in labels:
+        raise SpaceError(f"{space_name}: {where} has unknown {what} "
+                         f"{value!r}; allowed: {', '.join(labels)}")
+    return tuple(labels).index(value)
+
+
 def check_count(space_name: str, param: str, value) -> None:
     """A space parameter that counts something (layers, nodes, blocks)."""
     if not is_int(value) or value < 1:
