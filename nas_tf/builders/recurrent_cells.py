@@ -6,7 +6,8 @@ Both cells work inside ``keras.layers.RNN``: they have ``state_size``,
 (``dropout`` on x_t, ``recurrent_dropout`` on the recurrent state), one mask
 per sequence shared by every step, as ``mask_2d`` in DARTS ``rnn/model.py``.
 
-* ``TreeCell``: the NAS-RL tree with its memory cell; states ``[h, c]``.
+* ``TreeCell``: the NAS-RL tree with its memory cell; states ``[h, c]``,
+  as Keras' LSTM (TF Addons' ``NASCell`` keeps ``[c, h]``).
 * ``HighwayDagCell``: the ENAS/DARTS highway DAG; state ``[h]``.
 """
 

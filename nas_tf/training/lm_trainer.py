@@ -220,7 +220,9 @@ class LmTrainer:
                     f"{base_lr:.4g} | "
                     f"{1000 * (now - interval) / cfg.log_every:.0f} ms/batch "
                     f"| {words / (now - start):.0f} words/s | ppl "
-                    f"{perplexity(total / words):.2f}")
+                    f"{perplexity(total / words):.2f} | epoch ends in ~"
+                    f"{max(0, expected - batch) * (now - start) / batch:.0f}"
+                    f" s")
                 interval = now
             if cfg.max_steps and steps + batch >= cfg.max_steps:
                 break
@@ -267,12 +269,18 @@ class LmTrainer:
                 # A new ASGD starts with eta = its lr and no average.
                 self.asgd_eta.assign(cfg.epoch_learning_rate(epoch + 1))
                 self.average_count.assign(0.0)
-                self.log(f"validation has not improved on {cfg.nonmono} "
-                         f"epochs ago: switching to averaged SGD")
+                self.log(f"validation loss {val_loss:.4f} is worse than the "
+                         f"best before the last {cfg.nonmono} epochs "
+                         f"({min(best_losses[:-cfg.nonmono]):.4f}): "
+                         f"switching to averaged SGD")
             if not averaging:
                 best_losses.append(val_loss)
             if cfg.max_steps and steps >= cfg.max_steps:
                 break
+        if best_weights is None:
+            raise FloatingPointError(
+                f"the validation loss was never finite in {len(history)} "
+                f"epochs; the model diverged")
         self._restore(best_weights)
         test_loss = self.evaluate(self.test_data)
         result = LmResult(perplexity(stored_loss), perplexity(test_loss),
