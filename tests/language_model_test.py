@@ -1,6 +1,9 @@
 """The language model: parameter counts of the originals, tying, dropouts,
 saving, and configuration errors."""
 
+import dataclasses
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -141,8 +144,6 @@ def test_seeded_model_draws_independent_input_and_hidden_masks():
 @pytest.mark.parametrize("preset", ["darts_ptb_final", "enas_ptb_final",
                                     "enas_lm_ptb_final", "nasrl_ptb_final"])
 def test_ptb_presets_are_valid_recipes(preset):
-    import dataclasses
-    import pathlib
     path = pathlib.Path(__file__).parents[1] / "configs" / f"{preset}.cfg"
     values = {}
     for line in path.read_text().splitlines():

@@ -1,6 +1,7 @@
 """The recurrent spaces: exact sizes counted by hand, token layouts,
 published cells, genotype text and errors."""
 
+import dataclasses
 import math
 import random
 
@@ -187,3 +188,15 @@ def test_unknown_activation_by_name():
     with pytest.raises(SpaceError, match="node1 has unknown activation "
                        "'gelu'; allowed: tanh, relu, sigmoid, identity"):
         space.from_nodes([(0, "gelu")])
+
+
+def test_tree_cells_convert_from_names_and_back():
+    space, arch = _published("NASCell")
+    tree = space.decode(arch)
+    assert space.from_cell(tree) == arch
+    bad = dataclasses.replace(tree, inject=("max", "tanh"))
+    with pytest.raises(SpaceError, match="inject has unknown combination "
+                       "'max'; allowed: add, elem_mult"):
+        space.from_cell(bad)
+    extended = spaces.get_space("nasrl_rnn", extended=True)
+    assert extended.decode(extended.from_cell(bad)).inject == ("max", "tanh")
