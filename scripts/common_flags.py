@@ -97,12 +97,12 @@ def _define_config_flags(config_class, helps, unset_means=None):
     defaults = config_class()
     for field in dataclasses.fields(config_class):
         default = getattr(defaults, field.name)
-        text = helps[field.name]
+        define = _DEFINE[type(default)]
         if unset_means:
-            text = f"{text} {unset_means}: default {default}."
-            default = None
-        _DEFINE[type(getattr(defaults, field.name))](field.name, default,
-                                                      text)
+            define(field.name, None, f"{helps[field.name]} {unset_means}: "
+                   f"default {default}.")
+        else:
+            define(field.name, default, helps[field.name])
 
 
 _define_config_flags(config_lib.ChildConfig, _HELP)
