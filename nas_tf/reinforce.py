@@ -1,0 +1,188 @@
+"""REINFORCE for the controller (Zoph & Le 2016 sec. 3.2; ENAS code).
+
+The gradient of one update is the mean over ``m`` sampled architectures of
+``-grad sum_t log pi(a_t) * (R_k - b)`` (the paper's (1/m) sum_k), with
+``b`` an exponential moving average of the rewards. As in both originals'
+code the baseline is moved by a reward *before* that reward's advantage is
+taken (ENAS: the baseline update is a control dependency of the loss).
+
+ENAS's extras: an entropy bonus added to the reward (``entropy_mode=
+"reward"``, the code's choice; ``"loss"`` subtracts it from the loss
+instead) and, for the macro space, a KL penalty pulling the skip
+probabilities towards ``skip_target``.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nas_tf.config import _raise_on_failed
+
+ENTROPY_MODES = ("reward", "loss")
+ENTROPY_KINDS = ("full", "sampled")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReinforceConfig:
+    """How the controller learns.
+
+    Defaults are NAS-RL's where the paper states them (Adam lr 6e-4, sec.
+    4.1); the paper does not give its baseline decay, so 0.95 is NASNet's
+    (the same group's follow-up, appendix A.2). ``REINFORCE_PRESETS`` holds
+    the ENAS scripts' values.
+
+    Attributes:
+      learning_rate: Adam learning rate.
+      beta1, beta2, epsilon: Adam settings (ENAS: 0.0, 0.999, 1e-3; TF1's
+        AdamOptimizer defaults otherwise).
+      baseline_decay: EMA decay of the reward baseline.
+      num_aggregate: Architectures per update, ``m`` (NAS-RL m = 8 per
+        replica; ENAS ``controller_num_aggregate``).
+      entropy_weight: Weight of the entropy bonus; 0 turns it off.
+      entropy_mode: ``reward`` (ENAS code) or ``loss``.
+      entropy_kind: ``full`` distribution entropy (ENAS micro) or
+        ``sampled``: ``-log p * p`` of the picked values (ENAS macro/PTB).
+      skip_weight: Weight of the skip KL penalty (ENAS macro 0.8); 0 off.
+      skip_target: Its prior skip probability (ENAS macro 0.4).
+    """
+
+    learning_rate: float = 6e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    baseline_decay: float = 0.95
+    num_aggregate: int = 8
+    entropy_weight: float = 0.0
+    entropy_mode: str = "reward"
+    entropy_kind: str = "full"
+    skip_weight: float = 0.0
+    skip_target: float = 0.4
+
+    def __post_init__(self):
+        _raise_on_failed(type(self).__name__, [
+            (self.learning_rate > 0, f"learning_rate={self.learning_rate}; "
+             "it must be positive"),
+            (0.0 <= self.baseline_decay < 1.0, f"baseline_decay="
+             f"{self.baseline_decay}; allowed: [0, 1)"),
+            (self.num_aggregate >= 1, f"num_aggregate={self.num_aggregate}; "
+             "it must be at least 1"),
+            (self.entropy_weight >= 0, f"entropy_weight="
+             f"{self.entropy_weight}; it must not be negative"),
+            (self.entropy_mode in ENTROPY_MODES, f"entropy_mode="
+             f"{self.entropy_mode!r}; allowed: {ENTROPY_MODES}"),
+            (self.entropy_kind in ENTROPY_KINDS, f"entropy_kind="
+             f"{self.entropy_kind!r}; allowed: {ENTROPY_KINDS}"),
+            (self.skip_weight >= 0, f"skip_weight={self.skip_weight}; it "
+             "must not be negative"),
+            (0.0 < self.skip_target < 1.0, f"skip_target="
+             f"{self.skip_target}; allowed: (0, 1)"),
+        ])
+
+
+REINFORCE_PRESETS = {
+    "nasrl": ReinforceConfig(),
+    # scripts/cifar10_macro_search.sh: lr 0.001, 50 x 20, skip 0.4 / 0.8.
+    "enas_macro": ReinforceConfig(
+        learning_rate=0.001, beta1=0.0, epsilon=1e-3, baseline_decay=0.99,
+        num_aggregate=20, entropy_weight=1e-4, entropy_kind="sampled",
+        skip_weight=0.8),
+    # scripts/cifar10_micro_search.sh: lr 0.0035, 30 x 10.
+    "enas_micro": ReinforceConfig(
+        learning_rate=0.0035, beta1=0.0, epsilon=1e-3, baseline_decay=0.99,
+        num_aggregate=10, entropy_weight=1e-4, entropy_kind="full"),
+    # scripts/ptb_search.sh: lr 0.001, entropy 1e-3, 100 x 10.
+    "enas_ptb": ReinforceConfig(
+        learning_rate=0.001, beta1=0.0, epsilon=1e-3, baseline_decay=0.99,
+        num_aggregate=10, entropy_weight=1e-3, entropy_kind="sampled"),
+}
+
+
+def shaped_reward(reward, output, config: ReinforceConfig):
+    """The reward the controller learns from: ``reward`` plus the entropy
+    bonus when it goes into the reward (ENAS)."""
+    if config.entropy_mode != "reward" or not config.entropy_weight:
+        return np.asarray(reward, np.float64)
+    entropy = (output.entropy if config.entropy_kind == "full"
+               else output.sampled_entropy)
+    return (np.asarray(reward, np.float64)
+            + config.entropy_weight * np.asarray(entropy, np.float64))
+
+
+class EmaBaseline:
+    """b <- decay * b + (1 - decay) * R, moved before each advantage.
+
+    Starts at 0 (both originals). Kept in a variable so it is checkpointed.
+    """
+
+    def __init__(self, decay: float):
+        self.decay = decay
+        self.value = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                 name="baseline")
+
+    def advantages(self, rewards) -> np.ndarray:
+        """Moves the baseline through ``rewards`` in order and returns each
+        reward minus the baseline just after it moved."""
+        b = float(self.value.numpy())
+        out = []
+        for r in np.asarray(rewards, np.float64).reshape(-1):
+            b = self.decay * b + (1.0 - self.decay) * r
+            out.append(r - b)
+        self.value.assign(b)
+        return np.asarray(out)
+
+
+class Reinforce:
+    """Updates ``controller`` from rewards of architectures it sampled."""
+
+    def __init__(self, controller, config: ReinforceConfig = ReinforceConfig()):
+        self.controller = controller
+        self.config = config
+        self.baseline = EmaBaseline(config.baseline_decay)
+        self.optimizer = keras.optimizers.Adam(
+            learning_rate=config.learning_rate, beta_1=config.beta1,
+            beta_2=config.beta2, epsilon=config.epsilon)
+        self.optimizer.build(controller.trainable_variables)
+        self._steps = {}
+
+    def _step_fn(self, space):
+        key = repr(space)
+        if key not in self._steps:
+            score = self.controller.score_fn(space)
+            cfg = self.config
+            variables = self.controller.trainable_variables
+
+            def step(tokens, advantages):
+                with tf.GradientTape() as tape:
+                    out = score(tokens)
+                    loss = -tf.reduce_mean(out.log_prob * advantages)
+                    if cfg.skip_weight:
+                        loss += cfg.skip_weight * tf.reduce_mean(out.skip_kl)
+                    if cfg.entropy_mode == "loss" and cfg.entropy_weight:
+                        entropy = (out.entropy if cfg.entropy_kind == "full"
+                                   else out.sampled_entropy)
+                        loss -= cfg.entropy_weight * tf.reduce_mean(entropy)
+                grads = tape.gradient(loss, variables)
+                self.optimizer.apply_gradients(zip(grads, variables))
+                return loss
+
+            self._steps[key] = tf.function(step, reduce_retracing=True)
+        return self._steps[key]
+
+    def update(self, space, tokens, rewards) -> dict:
+        """One controller update from ``tokens`` [m, T] and their (shaped)
+        ``rewards`` [m]; returns the loss, the baseline and the mean
+        advantage."""
+        advantages = self.baseline.advantages(rewards)
+        loss = self._step_fn(space)(
+            tf.convert_to_tensor(tokens, tf.int32),
+            tf.constant(advantages, tf.float32))
+        return {"loss": float(loss),
+                "baseline": float(self.baseline.value.numpy()),
+                "advantage": float(np.mean(advantages))}
+
+    def checkpoint_items(self) -> dict:
+        """What a tf.train.Checkpoint must hold to resume learning."""
+        return {"controller": self.controller, "optimizer": self.optimizer,
+                "baseline": self.baseline.value}

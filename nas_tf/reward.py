@@ -1,0 +1,70 @@
+"""The reward of a child as a formula of its validation metrics.
+
+NAS-RL's two rewards are the defaults: ``acc**3`` on CIFAR-10 (the cube of
+the best validation accuracy of the last 5 epochs, sec. 4.1) and
+``80/ppl**2`` on Penn Treebank (c / ppl^2 with c = 80, sec. 4.2). A formula
+may use ``acc`` (image children) or ``ppl`` (language models), numbers,
+``+ - * / **`` and parentheses; nothing else is evaluated.
+"""
+
+import ast
+import math
+import operator
+
+DEFAULT_FORMULAS = {"image": "acc**3", "text": "80/ppl**2"}
+METRIC_OF = {"image": "acc", "text": "ppl"}
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub,
+           ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.Pow: operator.pow}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+class RewardFormula:
+    """A checked formula over one metric; call it with the metric's value."""
+
+    def __init__(self, text: str, kind: str):
+        if kind not in METRIC_OF:
+            raise ValueError(f"reward kind {kind!r}; allowed: "
+                             f"{', '.join(METRIC_OF)}")
+        self.text = text
+        self.metric = METRIC_OF[kind]
+        try:
+            self._tree = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            raise ValueError(f"reward formula {text!r} is not an arithmetic "
+                             f"expression over {self.metric!r}") from None
+        self._check(self._tree)
+
+    def _check(self, node):
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            self._check(node.left)
+            self._check(node.right)
+        elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            self._check(node.operand)
+        elif isinstance(node, ast.Constant) and isinstance(
+                node.value, (int, float)) and not isinstance(node.value, bool):
+            pass
+        elif isinstance(node, ast.Name) and node.id == self.metric:
+            pass
+        else:
+            what = node.id if isinstance(node, ast.Name) else \
+                type(node).__name__
+            raise ValueError(
+                f"reward formula {self.text!r}: {what!r} is not allowed; "
+                f"use {self.metric!r}, numbers, + - * / ** and parentheses")
+
+    def __call__(self, value: float) -> float:
+        def run(node):
+            if isinstance(node, ast.BinOp):
+                return _BINARY[type(node.op)](run(node.left), run(node.right))
+            if isinstance(node, ast.UnaryOp):
+                return _UNARY[type(node.op)](run(node.operand))
+            if isinstance(node, ast.Constant):
+                return float(node.value)
+            return float(value)
+        try:
+            result = run(self._tree)
+        except (ZeroDivisionError, OverflowError):
+            return 0.0
+        return result if math.isfinite(result) else 0.0

@@ -1,0 +1,240 @@
+"""A search run: its directory, its loop, resuming it.
+
+The run directory holds ``config.json`` (the frozen ``SearchConfig``),
+``history.jsonl`` (one record per child), ``checkpoints/`` (the strategy's
+learned state after every batch), TensorBoard events and, at the end,
+``best_arch.txt``.
+
+The loop works in batches of ``m`` children. Batch ``b`` is proposed from
+the strategy's state after batch ``b - 1`` and from ``(seed, b)`` alone, so
+after a kill the run restores the last checkpoint, proposes the same batch
+again, takes every child already in the history from there (never training
+it twice) and trains only the missing ones. With the same seed the finished
+history equals an uninterrupted run's.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nas_tf import children
+from nas_tf import distribute
+from nas_tf import fileio
+from nas_tf import history as history_lib
+from nas_tf import search_config
+from nas_tf import strategies
+from nas_tf.data import images
+from nas_tf.data import ptb
+from nas_tf.data import synthetic_text
+
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.jsonl"
+BEST_FILE = "best_arch.txt"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """The best child of a finished run and the whole history."""
+
+    best_tokens: str
+    best_reward: float
+    history: list
+
+
+def load_search_data(config: search_config.SearchConfig):
+    """The data of ``config.dataset``: ``ImageData`` or an ``LmCorpus``."""
+    if config.dataset == "ptb":
+        return ptb.load_ptb(config.data_dir)
+    if config.dataset == "synthetic_text":
+        return synthetic_text.synthetic_corpus(config.seed)
+    return images.load_image_data(config.dataset, config.data_dir,
+                                  config.validation_size, seed=config.seed)
+
+
+def make_strategy(config, space):
+    if config.strategy == "nasrl":
+        return strategies.NasrlStrategy(config.seed, space, config.controller,
+                                        config.reinforce)
+    if config.strategy == "random":
+        return strategies.RandomSearch(config.seed)
+    return strategies.RegularizedEvolution(
+        config.seed, config.population_size, config.sample_size)
+
+
+def check_run_directory(logdir: str, config) -> bool:
+    """True if ``logdir`` holds a run to resume; raises if that run was
+    started with a different config."""
+    path = os.path.join(logdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        before = json.load(f)
+    now = json.loads(config.to_json())
+    changed = sorted(k for k in set(before) | set(now)
+                     if before.get(k) != now.get(k))
+    if changed:
+        raise ValueError(
+            f"{logdir} holds a run with a different configuration (changed: "
+            f"{', '.join(changed)}); resume it with its own flags "
+            f"({os.path.join(logdir, 'flags.cfg')}) or use a new --logdir")
+    return True
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class SearchRun:
+    """One run of ``config`` in ``logdir``; ``run()`` finishes it."""
+
+    def __init__(self, config, logdir, data=None, log=print):
+        search_config.check_search_config(config)
+        self.config, self.logdir, self.log = config, logdir, log
+        resuming = check_run_directory(logdir, config)
+        # Data first: a run that cannot get its data leaves no directory.
+        self.data = load_search_data(config) if data is None else data
+        os.makedirs(logdir, exist_ok=True)
+        if not resuming:
+            fileio.write_file_atomically(os.path.join(logdir, CONFIG_FILE),
+                                         config.to_json())
+        self.history = history_lib.History(os.path.join(logdir, HISTORY_FILE))
+        self.history.load()
+        self.device_strategy = distribute.make_strategy(config.distribute)
+        # The controller's initial weights come from the run's seed.
+        keras.utils.set_random_seed(config.seed)
+        self.strategy = make_strategy(config, config.space_at(0))
+        self.evaluator = children.ChildEvaluator(
+            config, self.data, self.device_strategy, log)
+        self.done = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(
+            children=self.done, **self.strategy.checkpoint_items())
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(logdir, CHECKPOINT_DIR),
+            max_to_keep=3)
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint)
+        if resuming:
+            log(f"resuming {logdir}: {len(self.history)} children in the "
+                f"history, the strategy's state after {int(self.done)}")
+        self.writer = tf.summary.create_file_writer(logdir)
+        self._metric = ("valid_accuracy" if config.kind == "image"
+                        else "valid_ppl")
+        self._timed, self._seconds = 0, 0.0
+
+    # -- the loop --------------------------------------------------------------
+    def run(self) -> SearchResult:
+        cfg = self.config
+        m = cfg.batch_size
+        start = int(self.done)
+        while start < cfg.num_children:
+            count = min(m, cfg.num_children - start)
+            space = cfg.space_at(start)
+            proposed = self.strategy.propose(
+                space, count, start // m, self.history.records[:start])
+            tokens, rewards = [], []
+            for i, values in enumerate(proposed):
+                record = self._child(space, start + i, values)
+                tokens.append(record["decision_values"])
+                rewards.append(record["reward"])
+            stats = self.strategy.learn(space, tokens, rewards)
+            self.done.assign(start + count)
+            self.manager.save(checkpoint_number=start + count)
+            self._batch_summaries(space, start + count, tokens, stats)
+            start += count
+        return self._finish()
+
+    def _child(self, space, index, values) -> dict:
+        if index < len(self.history):
+            record = self.history.records[index]
+            if tuple(record["decision_values"]) != tuple(values):
+                self.log(f"child {index}: the resumed proposal differs from "
+                         f"the recorded one; keeping the recorded child")
+            return record
+        arch = space.from_tokens(values)
+        began = time.time()
+        outcome = self.evaluator.evaluate(space, arch, index)
+        seconds = time.time() - began
+        record = {"step": index, "tokens": space.format(arch),
+                  "decision_values": list(arch.tokens),
+                  "space": space.name, "space_params": space.params,
+                  "reward": outcome["reward"], "status": outcome["status"],
+                  "metrics": outcome["metrics"],
+                  "wall_time": round(seconds, 3)}
+        self.history.append(json.loads(json.dumps(record, default=list)))
+        self._timed += 1
+        self._seconds += seconds
+        self._child_summaries(index, record)
+        self._progress(index, record)
+        return record
+
+    # -- reporting ---------------------------------------------------------------
+    def _progress(self, index, record):
+        best = self.history.best()
+        per_child = self._seconds / self._timed
+        left = self.config.num_children - index - 1
+        baseline = ""
+        if self.config.strategy == "nasrl":
+            baseline = (f" | baseline "
+                        f"{float(self.strategy.learner.baseline.value):.4f}")
+        metric = record["metrics"].get(self._metric)
+        shown = f" | {self._metric} {metric:.4f}" if metric is not None else ""
+        self.log(f"[child {index + 1}/{self.config.num_children}] reward "
+                 f"{record['reward']:.4f}{shown}{baseline} | best "
+                 f"{best['reward']:.4f} | {per_child:.1f} s/child | ETA "
+                 f"{_duration(per_child * left)} | {record['tokens']}")
+
+    def _child_summaries(self, index, record):
+        with self.writer.as_default(step=index):
+            tf.summary.scalar("controller/reward", record["reward"])
+            metric = record["metrics"].get(self._metric)
+            if metric is not None:
+                tf.summary.scalar(f"child/{self._metric}", metric)
+            tf.summary.text("architecture",
+                            f"reward {record['reward']:.4f}: "
+                            f"{record['tokens']}")
+        self.writer.flush()
+
+    def _batch_summaries(self, space, step, tokens, stats):
+        with self.writer.as_default(step=step):
+            for key in ("baseline", "entropy", "loss"):
+                if key in stats:
+                    tf.summary.scalar(f"controller/{key}", stats[key])
+            values = np.asarray(tokens)
+            column = 0
+            for d in space.decisions:
+                width = d.num_tokens
+                chunk = values[:, column:column + width]
+                tf.summary.histogram(f"decisions/{d.name}",
+                                     chunk.sum(1) if width > 1 else chunk)
+                column += width
+        self.writer.flush()
+
+    def _finish(self) -> SearchResult:
+        best = self.history.best()
+        fileio.write_file_atomically(os.path.join(self.logdir, BEST_FILE),
+                                     best["tokens"] + "\n")
+        self.log(f"search finished: {len(self.history)} children; best "
+                 f"reward {best['reward']:.4f} (child {best['step']}): "
+                 f"{best['tokens']}")
+        rewards = [r["reward"] for r in self.history.records]
+        quarter = len(rewards) // 4
+        if quarter:
+            self.log(f"mean reward of the first {quarter} children "
+                     f"{np.mean(rewards[:quarter]):.4f}, of the last "
+                     f"{quarter} {np.mean(rewards[-quarter:]):.4f}")
+        return SearchResult(best["tokens"], best["reward"],
+                            list(self.history.records))
+
+
+def run_search(config, logdir, data=None, log=print) -> SearchResult:
+    """Runs (or resumes) the search ``config`` in ``logdir``."""
+    return SearchRun(config, logdir, data, log).run()

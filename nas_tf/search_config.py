@@ -1,0 +1,151 @@
+"""The frozen description of a search run, and its checks.
+
+Everything a run needs is in ``SearchConfig``; it is written to the run
+directory as ``config.json`` and a resumed run must present the same one.
+``check_search_config`` rejects bad combinations (an unknown space or
+strategy, a dataset that does not fit the space) before any data is loaded.
+"""
+
+import dataclasses
+import json
+from typing import Optional
+
+from nas_tf import config as config_lib
+from nas_tf import controller as controller_lib
+from nas_tf import reinforce as reinforce_lib
+from nas_tf import reward as reward_lib
+from nas_tf import spaces
+from nas_tf import strategies
+from nas_tf.training import child_trainer
+
+TEXT_DATASETS = ("ptb", "synthetic_text")
+
+
+def dataset_kind(name: str) -> str:
+    """``text`` for the language-model corpora, ``image`` otherwise."""
+    return "text" if name in TEXT_DATASETS else "image"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """A search run.
+
+    Attributes:
+      space: Registered search-space name.
+      space_params: Its parameters (``num_layers`` etc.).
+      strategy: ``nasrl``, ``random`` or ``evolution``.
+      num_children: Children to evaluate in all (NAS-RL CIFAR: 12,800).
+      seed: One seed for the whole run (controller sampling, child
+        initialisation, data order).
+      dataset: An image dataset (``dominoes``, or a tfds name such as
+        ``cifar10``) or a text corpus (``ptb``, ``synthetic_text``).
+      data_dir: TFDS data directory (or PTB's); None: TFDS's default.
+      validation_size: Training images held out for validation; None: the
+        dataset's own (tfds: the originals' last 5,000 training images;
+        dominoes: its generator's default).
+      controller, reinforce: The controller and how it learns (nasrl).
+      population_size, sample_size: Regularized evolution's P and S.
+      depth_schedule: NAS-RL's growing depth: ``num_layers`` starts at
+        ``depth_start`` and grows by ``depth_step`` every ``depth_every``
+        children (sec. 4.1: 6, +2 every 1,600).
+      child, child_train: Image children: how they are built and trained.
+      lm, lm_train: Language-model children: the same.
+      reward: Reward formula (see ``nas_tf/reward.py``); "" takes NAS-RL's
+        for the dataset kind.
+      failed_reward: Reward of a child that cannot be built.
+      distribute: ``auto``, ``mirrored`` or ``one_device``.
+    """
+
+    space: str = "nasrl_cnn"
+    space_params: dict = dataclasses.field(default_factory=dict)
+    strategy: str = "nasrl"
+    num_children: int = 12800
+    seed: int = 0
+    dataset: str = "cifar10"
+    data_dir: Optional[str] = None
+    validation_size: Optional[int] = None
+    controller: controller_lib.ControllerConfig = \
+        controller_lib.ControllerConfig()
+    reinforce: reinforce_lib.ReinforceConfig = reinforce_lib.ReinforceConfig()
+    population_size: int = 100
+    sample_size: int = 25
+    depth_schedule: bool = False
+    depth_start: int = 6
+    depth_step: int = 2
+    depth_every: int = 1600
+    child: config_lib.ChildConfig = config_lib.ChildConfig()
+    child_train: child_trainer.ChildTrainConfig = \
+        child_trainer.ChildTrainConfig()
+    lm: config_lib.LmConfig = config_lib.LmConfig()
+    lm_train: config_lib.LmTrainConfig = config_lib.LmTrainConfig(epochs=35)
+    reward: str = ""
+    failed_reward: float = 0.0
+    distribute: str = "auto"
+
+    @property
+    def kind(self) -> str:
+        return dataset_kind(self.dataset)
+
+    @property
+    def batch_size(self) -> int:
+        """Children per batch: the controller's ``m``; random search and
+        evolution propose as many at once."""
+        return self.reinforce.num_aggregate
+
+    def reward_formula(self) -> reward_lib.RewardFormula:
+        return reward_lib.RewardFormula(
+            self.reward or reward_lib.DEFAULT_FORMULAS[self.kind], self.kind)
+
+    def space_at(self, child_index: int):
+        """The search space of the child ``child_index`` (the depth
+        schedule makes it grow)."""
+        params = dict(self.space_params)
+        if self.depth_schedule:
+            params["num_layers"] = (self.depth_start + self.depth_step *
+                                    (child_index // self.depth_every))
+        return spaces.get_space(self.space, **params)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True,
+                          default=list)
+
+
+def check_search_config(config: SearchConfig) -> None:
+    """Raises ValueError (or SpaceError) for a config that cannot run."""
+    if config.strategy not in strategies.STRATEGIES:
+        raise ValueError(f"strategy={config.strategy!r}; allowed: "
+                         f"{', '.join(strategies.STRATEGIES)}")
+    if config.num_children < 1:
+        raise ValueError(f"num_children={config.num_children}; it must be "
+                         f"at least 1")
+    if config.depth_schedule:
+        if config.space != "nasrl_cnn":
+            raise ValueError(
+                f"depth_schedule grows NAS-RL's layer-wise CNN; the space is "
+                f"{config.space!r}, use nasrl_cnn")
+        if min(config.depth_start, config.depth_step,
+               config.depth_every) < 1:
+            raise ValueError(
+                f"depth_start, depth_step and depth_every must be at least "
+                f"1; got {config.depth_start}, {config.depth_step}, "
+                f"{config.depth_every}")
+    space = config.space_at(0)
+    recurrent = space.family == "recurrent"
+    if recurrent != (config.kind == "text"):
+        builds = "language models" if recurrent else "image classifiers"
+        wants = (f"a text corpus ({', '.join(TEXT_DATASETS)})" if recurrent
+                 else "an image dataset (dominoes or a tfds name)")
+        raise ValueError(f"space {config.space!r} builds {builds}; dataset "
+                         f"{config.dataset!r} does not fit, it needs {wants}")
+    if config.kind == "text" and config.distribute == "mirrored":
+        raise ValueError("language-model children train on one device; "
+                         "distribute='mirrored' is for image children")
+    if config.strategy == "evolution" and config.depth_schedule:
+        raise ValueError("evolution keeps one population; it cannot follow "
+                         "the depth schedule")
+    if config.strategy == "evolution" and (
+            config.population_size < 1 or config.sample_size < 1):
+        raise ValueError(
+            f"population_size={config.population_size}, sample_size="
+            f"{config.sample_size}; both must be at least 1")
+    config.reward_formula()

@@ -1,0 +1,17 @@
+"""Search strategies: each proposes architectures and learns from rewards.
+
+``nasrl``: the REINFORCE-trained LSTM controller; ``random``: uniform
+sampling; ``evolution``: regularized (aging) evolution. ENAS and DARTS,
+whose children share weights, come with their supernets.
+"""
+
+from nas_tf.strategies.base import SearchStrategy
+from nas_tf.strategies.evolution import RegularizedEvolution
+from nas_tf.strategies.evolution import mutate
+from nas_tf.strategies.nasrl import NasrlStrategy
+from nas_tf.strategies.random_search import RandomSearch
+
+STRATEGIES = ("nasrl", "random", "evolution")
+
+__all__ = ["NasrlStrategy", "RandomSearch", "RegularizedEvolution",
+           "STRATEGIES", "SearchStrategy", "mutate"]

@@ -1,0 +1,206 @@
+"""Trains one image child from scratch under a tf.distribute strategy.
+
+The search's inner loop (NAS-RL: every child trained from scratch on the
+search training split, validated every epoch). A custom loop with
+``strategy.run`` (DESIGN: ``Model.fit`` is slow or broken under
+tf.distribute); one compiled function per epoch, so a child costs one trace.
+"""
+
+import dataclasses
+import logging
+import math
+import time
+import warnings
+
+import keras
+import tensorflow as tf
+
+from nas_tf.config import _raise_on_failed
+from nas_tf.data import images
+
+LR_SCHEDULES = ("constant", "cosine")
+
+# Every child traces its own step functions by design; TF's "retracing"
+# warning counts them as if one function retraced, so it is filtered. So is
+# tf.data's note about options read in graph mode when a dataset is
+# distributed.
+warnings.filterwarnings("ignore", message="To make it possible to preserve")
+
+
+class _NoRetracingWarning(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NoRetracingWarning())
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildTrainConfig:
+    """How a child is trained during search.
+
+    Defaults are NAS-RL's CIFAR-10 children as far as the paper gives them
+    (sec. 4.1: 50 epochs; Nesterov momentum 0.9, lr 0.1, weight decay 1e-4,
+    the DenseNet setting; the reward looks at the last 5 epochs). The paper
+    names no batch size or schedule: 64 (DenseNet's) and a constant rate.
+
+    Attributes:
+      epochs: Training epochs per child.
+      batch_size: Global batch size (split over replicas).
+      learning_rate: Initial learning rate.
+      momentum: SGD momentum.
+      nesterov: Nesterov momentum.
+      weight_decay: Coupled L2: ``weight_decay * w`` is added to every
+        gradient (PyTorch/TF1 style).
+      lr_schedule: ``constant`` or per-epoch ``cosine`` to 0.
+      steps_per_epoch: Cap on steps per epoch; 0 uses the whole split.
+      augment: Pad-4 random crop and flip on the training split.
+      reward_epochs: The reward uses the best metric of this many last
+        epochs (NAS-RL: 5).
+      eval_batch_stats: Validate with BatchNorm's batch statistics instead
+        of its moving averages (ENAS micro's reward, ``micro_child.py``
+        ``build_valid_rl`` with ``is_training=True``). After few steps
+        the moving averages lag the weights and make rewards noisy.
+    """
+
+    epochs: int = 50
+    batch_size: int = 64
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    lr_schedule: str = "constant"
+    steps_per_epoch: int = 0
+    augment: bool = True
+    reward_epochs: int = 5
+    eval_batch_stats: bool = False
+
+    def __post_init__(self):
+        _raise_on_failed(type(self).__name__, [
+            (self.epochs >= 1, f"epochs={self.epochs}; it must be at least "
+             "1"),
+            (self.batch_size >= 1, f"batch_size={self.batch_size}; it must "
+             "be at least 1"),
+            (self.learning_rate > 0, f"learning_rate={self.learning_rate}; "
+             "it must be positive"),
+            (self.weight_decay >= 0, f"weight_decay={self.weight_decay}; it "
+             "must not be negative"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule="
+             f"{self.lr_schedule!r}; allowed: {LR_SCHEDULES}"),
+            (self.steps_per_epoch >= 0, f"steps_per_epoch="
+             f"{self.steps_per_epoch}; it must be 0 (all) or positive"),
+            (self.reward_epochs >= 1, f"reward_epochs={self.reward_epochs}; "
+             "it must be at least 1"),
+        ])
+
+    def epoch_learning_rate(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch``."""
+        if self.lr_schedule == "cosine":
+            return 0.5 * self.learning_rate * (
+                1 + math.cos(math.pi * epoch / self.epochs))
+        return self.learning_rate
+
+
+@dataclasses.dataclass
+class ChildResult:
+    """What training one child gave.
+
+    Attributes:
+      valid_accuracy: Validation accuracy after each of the last
+        ``reward_epochs`` epochs (the only ones the reward reads).
+      epochs: Epochs trained.
+      train_loss: Mean training loss of every epoch.
+      diverged: The loss became NaN or infinite (training stopped there).
+      seconds: Wall time of the whole training, first trace included.
+      first_epoch_seconds: Wall time of epoch 1 (holds the tracing).
+    """
+
+    valid_accuracy: list
+    epochs: int
+    train_loss: list
+    diverged: bool
+    seconds: float
+    first_epoch_seconds: float
+
+
+def _logits(outputs):
+    # Children with an auxiliary head return [logits, aux_logits].
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
+def train_child(model, data: images.ImageData, config: ChildTrainConfig,
+                strategy: tf.distribute.Strategy, seed: int) -> ChildResult:
+    """Trains ``model`` (built inside ``strategy.scope()``) on ``data``'s
+    training split and validates it after every epoch."""
+    began = time.time()
+    with strategy.scope():
+        optimizer = keras.optimizers.SGD(
+            learning_rate=config.learning_rate, momentum=config.momentum,
+            nesterov=config.nesterov)
+        optimizer.build(model.trainable_variables)
+    variables = model.trainable_variables
+    global_batch = config.batch_size
+
+    def train_step(batch):
+        x, y = batch
+        with tf.GradientTape() as tape:
+            logits = _logits(model(x, training=True))
+            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(
+                y, logits, from_logits=True)) / global_batch
+        grads = tape.gradient(loss, variables)
+        if config.weight_decay:
+            grads = [g + config.weight_decay * v
+                     for g, v in zip(grads, variables)]
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    def eval_step(batch):
+        x, y = batch
+        logits = _logits(model(x, training=config.eval_batch_stats))
+        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                        tf.cast(y, tf.int32))
+        return tf.reduce_sum(tf.cast(hits, tf.float32))
+
+    @tf.function
+    def train_epoch(dataset):
+        total, steps = tf.constant(0.0), tf.constant(0.0)
+        for batch in dataset:
+            loss = strategy.reduce("SUM", strategy.run(train_step, (batch,)),
+                                   axis=None)
+            total += loss
+            steps += 1.0
+        return total / tf.maximum(steps, 1.0)
+
+    @tf.function
+    def evaluate(dataset):
+        hits = tf.constant(0.0)
+        for batch in dataset:
+            hits += strategy.reduce("SUM", strategy.run(eval_step, (batch,)),
+                                    axis=None)
+        return hits
+
+    def epoch_data(epoch):
+        train = images.train_dataset(data, config.batch_size, seed, epoch,
+                                     augment=config.augment)
+        if config.steps_per_epoch:
+            train = train.take(config.steps_per_epoch)
+        return strategy.experimental_distribute_dataset(train)
+
+    valid = strategy.experimental_distribute_dataset(
+        images.eval_dataset(data, "valid", config.batch_size))
+    num_valid = len(data.valid_labels)
+    accuracies, losses, diverged = [], [], False
+    first_epoch = 0.0
+    for epoch in range(config.epochs):
+        optimizer.learning_rate.assign(config.epoch_learning_rate(epoch))
+        loss = float(train_epoch(epoch_data(epoch)))
+        losses.append(loss)
+        if not math.isfinite(loss):
+            diverged = True
+            break
+        if epoch >= config.epochs - config.reward_epochs:
+            accuracies.append(float(evaluate(valid)) / num_valid)
+        if epoch == 0:
+            first_epoch = time.time() - began
+    return ChildResult(accuracies, len(losses), losses, diverged,
+                       time.time() - began, first_epoch)

@@ -1,0 +1,114 @@
+"""scripts/search.py as a user runs it: SIGKILL and resume, bad flags."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# A tiny search: 6 children of 2 layers, one short epoch each.
+TINY = ["--flagfile=configs/quickstart.cfg", "--num_children=6",
+        "--num_layers=2", "--controller_num_aggregate=2", "--epochs=1",
+        "--steps_per_epoch=3"]
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
+def _command(*args):
+    return [sys.executable, str(ROOT / "scripts" / "search.py"), *args]
+
+
+def _search(*args, timeout=600):
+    result = subprocess.run(_command(*args), cwd=ROOT, env=_env(),
+                            capture_output=True, text=True, timeout=timeout)
+    return result.returncode, result.stdout, result.stderr
+
+
+def _history(logdir):
+    records = []
+    for line in open(os.path.join(logdir, "history.jsonl")):
+        record = json.loads(line)
+        record.pop("wall_time")
+        record["metrics"] = {k: v for k, v in record["metrics"].items()
+                             if not k.endswith("seconds")}
+        records.append(record)
+    return records
+
+
+def _lines(path):
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.endswith("\n"))
+
+
+@pytest.mark.slow
+def test_sigkilled_search_resumes_to_the_uninterrupted_history(tmp_path):
+    whole = tmp_path / "whole"
+    code, out, err = _search(*TINY, f"--logdir={whole}")
+    assert code == 0, err
+    assert "best architecture" in out and "scripts/train.py" in out
+    assert (whole / "best_arch.txt").exists()
+    assert (whole / "flags.cfg").exists()
+
+    cut = tmp_path / "cut"
+    history = cut / "history.jsonl"
+    process = subprocess.Popen(_command(*TINY, f"--logdir={cut}"), cwd=ROOT,
+                               env=_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while _lines(history) < 3 and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = _lines(history)
+    assert 3 <= finished_before < 6
+    assert not (cut / "best_arch.txt").exists()
+
+    code, out, err = _search(f"--flagfile={cut}/flags.cfg")
+    assert code == 0, err
+    assert "resuming" in out + err
+    retrained = [line for line in out.splitlines()
+                 if line.startswith("[child")]
+    assert len(retrained) == 6 - finished_before
+    assert _history(cut) == _history(whole)
+    assert (cut / "best_arch.txt").read_text() == \
+        (whole / "best_arch.txt").read_text()
+
+
+@pytest.mark.slow
+def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path):
+    began = time.time()
+    code, _, err = _search("--space=darts_rnn", "--dataset=dominoes",
+                           f"--logdir={tmp_path / 'a'}")
+    assert code == 2
+    assert "space 'darts_rnn' builds language models; dataset 'dominoes' " \
+        "does not fit" in err
+    code, _, err = _search("--space=nasrl_cnn", "--dataset=no_such_images",
+                           f"--logdir={tmp_path / 'b'}")
+    assert code == 2 and "no_such_images" in err
+    code, _, err = _search("--strategy=annealing", f"--logdir={tmp_path}")
+    assert code == 1 and "annealing" in err  # absl's own enum check
+    code, _, err = _search("--flagfile=configs/quickstart.cfg")
+    assert code == 2 and "--logdir is required" in err
+    assert time.time() - began < 120
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+    run = tmp_path / "run"
+    code, _, err = _search(*TINY, "--num_children=1", f"--logdir={run}")
+    assert code == 0, err
+    code, _, err = _search(*TINY, "--num_children=1", "--seed=3",
+                           f"--logdir={run}")
+    assert code == 2
+    assert "holds a run started with other flags (--seed: 0 -> 3)" in err
