@@ -1,6 +1,6 @@
-"""Search overhead: controller cost, per-child fixed cost, memory over children.
+"""Search overhead: controller cost, per-child fixed cost, memory per child.
 
-  python bench/search_overhead.py [--updates=20] [--children=4] [--epochs=3]
+  python bench/search_overhead.py [--updates=20] [--children=4] [--epochs=4]
       [--rss_children=50] [--rss_steps=5]
 
 Three measurements, each the part of a search that is not child training:
@@ -17,6 +17,8 @@ Three measurements, each the part of a search that is not child training:
    ``dominoes`` images through ``ChildEvaluator``. Overhead = build + (first
    epoch - a later epoch), the first epoch holding the tracing of the
    child's step functions; it is set against the child's training time.
+   Single epochs on CPU vary by a second or so from one to the next, about
+   as much as the tracing costs, so read the mean, not one child.
 3. Memory: ``--rss_children`` short children (1 epoch of ``--rss_steps``
    steps) in a row, the resident set size read after each, to show whether
    memory grows from child to child.
@@ -36,6 +38,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.python.eager import context as eager_context  # noqa: E402
 
 from nas_tf import children  # noqa: E402
 from nas_tf import controller as controller_lib  # noqa: E402
@@ -53,7 +56,7 @@ flags.DEFINE_integer("warmup", 2, "Controller calls before timing; the "
                      "first one (the trace) is reported separately.")
 flags.DEFINE_integer("num_layers", 4, "Layers of the nasrl_cnn children.")
 flags.DEFINE_integer("children", 4, "Children for the per-child overhead.")
-flags.DEFINE_integer("epochs", 3, "Epochs of those children (at least 2).")
+flags.DEFINE_integer("epochs", 4, "Epochs of those children (at least 2).")
 flags.DEFINE_integer("batch_size", 64, "Child batch size.")
 flags.DEFINE_float("learning_rate", 0.05, "Child learning rate.")
 flags.DEFINE_integer("rss_children", 50, "Children for the memory check.")
@@ -130,6 +133,16 @@ def _rss_mb():
     return kb / 1024.0, peak / 1024.0
 
 
+def _graph_functions():
+    """Functions registered with the eager runtime: each child's traced
+    steps add some, and they should go when the child is dropped. None where
+    this TensorFlow does not list them."""
+    try:
+        return len(eager_context.context().list_function_names())
+    except AttributeError:
+        return None
+
+
 def _evaluator(data, strategy, train_config, log):
     config = search_config.SearchConfig(
         space="nasrl_cnn", space_params={"num_layers": FLAGS.num_layers},
@@ -140,9 +153,12 @@ def _evaluator(data, strategy, train_config, log):
 
 
 def _child_overhead(data, strategy, log):
+    # reward_epochs = epochs: every epoch then validates, so epoch 1 differs
+    # from the later ones only by tracing (the trainer validates just the
+    # epochs the reward reads).
     space, evaluator = _evaluator(data, strategy, ChildTrainConfig(
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate, reward_epochs=1), log)
+        learning_rate=FLAGS.learning_rate, reward_epochs=FLAGS.epochs), log)
     rows = []
     for i in range(FLAGS.children):
         arch = space.sample(i)
@@ -179,7 +195,7 @@ def _memory(data, strategy, log):
         epochs=1, batch_size=FLAGS.batch_size, steps_per_epoch=FLAGS.rss_steps,
         learning_rate=FLAGS.learning_rate, reward_epochs=1), log)
     before, _ = _rss_mb()
-    trace = []
+    trace, functions = [], []
     # Indices after those of part 2 so these are other children.
     first_index = FLAGS.children
     for k in range(FLAGS.rss_children):
@@ -187,9 +203,11 @@ def _memory(data, strategy, log):
         evaluator.evaluate(space, space.sample(i), i)
         rss, peak = _rss_mb()
         trace.append((round(rss, 1), round(peak, 1)))
+        functions.append(_graph_functions())
         if (k + 1) in RSS_MARKS or (k + 1) % 10 == 0:
             print(f"  after child {k + 1:>3}: RSS {rss:7.1f} MB  peak "
-                  f"{peak:7.1f} MB", flush=True)
+                  f"{peak:7.1f} MB  graph functions {functions[-1]}",
+                  flush=True)
     marks = {str(n): trace[n - 1][0] for n in RSS_MARKS if n <= len(trace)}
     growth = (trace[-1][0] - trace[min(10, len(trace)) - 1][0]
               if len(trace) >= 10 else None)
@@ -198,7 +216,8 @@ def _memory(data, strategy, log):
                 else None,
                 growth_10_to_last_mb=None if growth is None
                 else round(growth, 1),
-                rss_per_child_mb=[r for r, _ in trace])
+                rss_per_child_mb=[r for r, _ in trace],
+                graph_functions_per_child=functions)
 
 
 def _table(figures):
@@ -211,7 +230,8 @@ def _table(figures):
             f"{label:<16}{c['num_aggregate']:>3}{ms['sample']:>9.2f}"
             f"{ms['update']:>9.2f}{ms['sample_plus_update']:>9.2f}"
             f"{ms['score']:>9.2f}"
-            f"{tr['sample']:>15.2f} /{tr['score']:>6.2f} /{tr['update']:>6.2f}")
+            f"{tr['sample']:>15.2f} /{tr['score']:>6.2f} /"
+            f"{tr['update']:>6.2f}")
     rows = figures["child_overhead"]["children"]
     lines += ["", f"Per-child overhead, nasrl_cnn L={FLAGS.num_layers}, "
               f"{FLAGS.epochs} epochs (seconds; the mean leaves out the "
@@ -240,6 +260,11 @@ def _table(figures):
     if mem["growth_10_to_last_mb"] is not None:
         lines.append(f"  peak {mem['peak_mb']:.1f}  growth child 10 -> "
                      f"{mem['children']}: {mem['growth_10_to_last_mb']:+.1f}")
+    functions = mem["graph_functions_per_child"]
+    if len(functions) >= 10 and None not in functions:
+        lines.append(f"  graph functions registered: {functions[9]} after "
+                     f"child 10, {functions[-1]} after child "
+                     f"{mem['children']}")
     return "\n".join(lines)
 
 

@@ -52,7 +52,8 @@ class ControllerConfig:
       lstm_size: Units per LSTM layer (and embedding size).
       num_layers: Stacked LSTM layers.
       init_range: Every weight starts U(-init_range, init_range).
-      lstm_bias: LSTM gates with biases. ENAS's LSTM has none
+      lstm_bias: LSTM gates with biases: the paper names none, so a
+        standard Keras LSTM cell (its default). ENAS's LSTM has none
         (``common_ops.lstm``).
       temperature: Logits are divided by it; 0 leaves them.
       tanh_constant: Logits become ``c * tanh(logits)``; 0 leaves them.
@@ -70,6 +71,10 @@ class ControllerConfig:
         (ENAS micro); their attention keys still come from an LSTM step.
       anchor_step: One extra LSTM step after each cell node makes its anchor
         and the input returns to the start embedding (ENAS micro).
+      empty_skip_step: A layer without a skips decision (layer 0) still
+        takes the LSTM step its skips would take; that step makes the
+        anchor and the next input is the start embedding (ENAS macro,
+        ``general_controller.py``).
       skip_logits: ``sigmoid``: P(skip) = sigmoid(q) (NAS-RL);
         ``paired``: logits [-q, q] through temperature and tanh, so
         P(skip) = sigmoid(2 q') (ENAS macro).
@@ -88,6 +93,7 @@ class ControllerConfig:
     index_input_scaling: bool = False
     zero_input_anchors: bool = False
     anchor_step: bool = False
+    empty_skip_step: bool = False
     skip_logits: str = "sigmoid"
 
     def __post_init__(self):
@@ -118,7 +124,7 @@ CONTROLLER_PRESETS = {
     # melodyguan/enas src/cifar10/main.py and scripts/cifar10_macro_search.sh.
     "enas_macro": ControllerConfig(
         lstm_size=64, num_layers=1, init_range=0.1, lstm_bias=False,
-        tanh_constant=1.5, skip_logits="paired"),
+        tanh_constant=1.5, skip_logits="paired", empty_skip_step=True),
     # scripts/cifar10_micro_search.sh and micro_controller.py.
     "enas_micro": ControllerConfig(
         lstm_size=64, num_layers=1, init_range=0.1, lstm_bias=False,
@@ -186,8 +192,9 @@ class ControllerOutput(typing.NamedTuple):
       entropy: [batch] sum of the full entropies of every decision.
       sampled_entropy: [batch] sum over tokens of ``-log p * p`` of the
         picked value (ENAS macro/PTB's entropy).
-      skip_kl: [batch] mean over skip decisions of KL(sigmoid(q') ||
-        skip_target) as ENAS macro computes it; 0 without skips.
+      skip_kl: [batch] KL(sigmoid(q') || skip_target) summed over each
+        layer's skips, then averaged over the layers that have skips, as
+        ENAS macro computes it; 0 without skips.
       skip_count: [batch] number of skips picked.
       decision_log_probs: [batch, num_decisions] each decision's share of
         ``log_prob``.
@@ -234,9 +241,11 @@ class Controller(keras.Model):
         self.add_space(space)
 
     # -- weights -------------------------------------------------------------
-    def add_space(self, space) -> None:
-        """Creates the heads ``space`` needs that do not exist yet."""
+    def add_space(self, space) -> int:
+        """Creates the heads ``space`` needs that do not exist yet; returns
+        how many weights that created."""
         size = self.config.lstm_size
+        before = len(self.weights)
         for step in plan_steps(space):
             kind = step.decision.kind
             if kind != schema.CHOICE and kind not in self.attention:
@@ -264,6 +273,7 @@ class Controller(keras.Model):
                 self.soft_bias[step.head] = self.add_weight(
                     shape=(n,), name=f"{key}_bias",
                     initializer=keras.initializers.Constant(bias))
+        return len(self.weights) - before
 
     def set_uniform(self) -> None:
         """Zeros every output weight: each decision becomes uniform."""
@@ -304,6 +314,7 @@ class Controller(keras.Model):
         sampled_entropy = tf.zeros((batch,))
         kl_terms, skip_count = [], tf.zeros((batch,))
         anchors, keys, scope, done_units = [], [], None, 0
+        unit_has_skips = False
         position = 0
         for t, step in enumerate(plan_steps(space)):
             d = step.decision
@@ -348,6 +359,7 @@ class Controller(keras.Model):
                 q = self._attend(keys[:n], h, schema.SKIPS)
                 value, lp, ent, sent, kl = self._skips(q, step_seed, given)
                 kl_terms.append(kl)
+                unit_has_skips = True
                 skip_count += tf.reduce_sum(tf.cast(value, tf.float32), -1)
                 bits = tf.cast(value, h.dtype)[:, :, None]
                 total = tf.reduce_sum(tf.stack(anchors[:n], 1) * bits, 1)
@@ -359,12 +371,14 @@ class Controller(keras.Model):
             sampled_entropy += sent
             position += d.num_tokens
             if step.unit_ends:
-                if cfg.anchor_step:
+                if cfg.anchor_step or (cfg.empty_skip_step and
+                                       not unit_has_skips):
                     h, states = self._lstm(x, states)
                     x = start
                 anchors.append(h)
                 keys.append(h)
                 done_units += 1
+                unit_has_skips = False
         skip_kl = (tf.add_n(kl_terms) / len(kl_terms) if kl_terms
                    else tf.zeros((batch,)))
         return ControllerOutput(tf.concat(picked, axis=1), log_prob, entropy,
@@ -399,8 +413,10 @@ class Controller(keras.Model):
         rho = self.skip_target
         kl = (p_kl * tf.math.log(p_kl / rho + 1e-12)
               + (1 - p_kl) * tf.math.log((1 - p_kl) / (1 - rho) + 1e-12))
+        # Summed over the layer's skips, then averaged over layers by the
+        # caller (general_controller.py ``skip_penaltys``).
         return (given, tf.reduce_sum(lp_bits, -1), tf.reduce_sum(ent_bits, -1),
-                tf.reduce_sum(sent_bits, -1), tf.reduce_mean(kl, -1))
+                tf.reduce_sum(sent_bits, -1), tf.reduce_sum(kl, -1))
 
     # -- compiled entry points ----------------------------------------------
     def _compiled(self, space, what):

@@ -41,7 +41,10 @@ class History:
                     f"{self.path}: line {number + 1} holds step "
                     f"{record.get('step')}, expected {len(kept)}")
             kept.append(record)
-        if len(kept) != sum(1 for line in lines if line.strip()):
+        # Rewritten when a torn line was dropped, or when the last record
+        # lacks its newline (the next append would join onto it).
+        if (len(kept) != sum(1 for line in lines if line.strip()) or
+                not raw.endswith(b"\n")) and raw:
             fileio.write_file_atomically(
                 self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self.records = kept

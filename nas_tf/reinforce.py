@@ -99,15 +99,19 @@ REINFORCE_PRESETS = {
 }
 
 
+def bonus_entropy(output, config: ReinforceConfig):
+    """The entropy the bonus rewards: ``full`` or ``sampled``."""
+    return (output.entropy if config.entropy_kind == "full"
+            else output.sampled_entropy)
+
+
 def shaped_reward(reward, output, config: ReinforceConfig):
     """The reward the controller learns from: ``reward`` plus the entropy
     bonus when it goes into the reward (ENAS)."""
     if config.entropy_mode != "reward" or not config.entropy_weight:
         return np.asarray(reward, np.float64)
-    entropy = (output.entropy if config.entropy_kind == "full"
-               else output.sampled_entropy)
-    return (np.asarray(reward, np.float64)
-            + config.entropy_weight * np.asarray(entropy, np.float64))
+    return (np.asarray(reward, np.float64) + config.entropy_weight *
+            np.asarray(bonus_entropy(output, config), np.float64))
 
 
 class EmaBaseline:
@@ -160,11 +164,14 @@ class Reinforce:
                     if cfg.skip_weight:
                         loss += cfg.skip_weight * tf.reduce_mean(out.skip_kl)
                     if cfg.entropy_mode == "loss" and cfg.entropy_weight:
-                        entropy = (out.entropy if cfg.entropy_kind == "full"
-                                   else out.sampled_entropy)
-                        loss -= cfg.entropy_weight * tf.reduce_mean(entropy)
+                        loss -= cfg.entropy_weight * tf.reduce_mean(
+                            bonus_entropy(out, cfg))
                 grads = tape.gradient(loss, variables)
-                self.optimizer.apply_gradients(zip(grads, variables))
+                # Heads this space does not use (a shallower stage of a
+                # depth schedule) have no gradient and keep their values.
+                self.optimizer.apply_gradients(
+                    [(g, v) for g, v in zip(grads, variables)
+                     if g is not None])
                 return loss
 
             self._steps[key] = tf.function(step, reduce_retracing=True)

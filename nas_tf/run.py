@@ -57,14 +57,19 @@ def load_search_data(config: search_config.SearchConfig):
                                   config.validation_size, seed=config.seed)
 
 
-def make_strategy(config, space):
+def make_strategy(config):
     if config.strategy == "nasrl":
-        return strategies.NasrlStrategy(config.seed, space, config.controller,
-                                        config.reinforce)
+        return strategies.NasrlStrategy(config.seed, config.all_spaces(),
+                                        config.controller, config.reinforce)
     if config.strategy == "random":
         return strategies.RandomSearch(config.seed)
     return strategies.RegularizedEvolution(
         config.seed, config.population_size, config.sample_size)
+
+
+# Config fields that say where the data lives, not what the run is: a run
+# resumes with its data moved.
+LOCATION_FIELDS = ("data_dir",)
 
 
 def check_run_directory(logdir: str, config) -> bool:
@@ -77,7 +82,8 @@ def check_run_directory(logdir: str, config) -> bool:
         before = json.load(f)
     now = json.loads(config.to_json())
     changed = sorted(k for k in set(before) | set(now)
-                     if before.get(k) != now.get(k))
+                     if k not in LOCATION_FIELDS and
+                     before.get(k) != now.get(k))
     if changed:
         raise ValueError(
             f"{logdir} holds a run with a different configuration (changed: "
@@ -111,7 +117,7 @@ class SearchRun:
         self.device_strategy = distribute.make_strategy(config.distribute)
         # The controller's initial weights come from the run's seed.
         keras.utils.set_random_seed(config.seed)
-        self.strategy = make_strategy(config, config.space_at(0))
+        self.strategy = make_strategy(config)
         self.evaluator = children.ChildEvaluator(
             config, self.data, self.device_strategy, log)
         self.done = tf.Variable(0, dtype=tf.int64, trainable=False)

@@ -16,6 +16,7 @@ from nas_tf import reinforce as reinforce_lib
 from nas_tf import reward as reward_lib
 from nas_tf import spaces
 from nas_tf import strategies
+from nas_tf.strategies import evolution
 from nas_tf.training import child_trainer
 
 TEXT_DATASETS = ("ptb", "synthetic_text")
@@ -96,14 +97,29 @@ class SearchConfig:
         return reward_lib.RewardFormula(
             self.reward or reward_lib.DEFAULT_FORMULAS[self.kind], self.kind)
 
+    def _depth_at(self, child_index: int) -> int:
+        return (self.depth_start +
+                self.depth_step * (child_index // self.depth_every))
+
     def space_at(self, child_index: int):
         """The search space of the child ``child_index`` (the depth
         schedule makes it grow)."""
         params = dict(self.space_params)
         if self.depth_schedule:
-            params["num_layers"] = (self.depth_start + self.depth_step *
-                                    (child_index // self.depth_every))
+            params["num_layers"] = self._depth_at(child_index)
         return spaces.get_space(self.space, **params)
+
+    def all_spaces(self) -> list:
+        """Every distinct space the run's batches use, in order (one
+        without a depth schedule). A batch takes the space of its first
+        child."""
+        if not self.depth_schedule:
+            return [self.space_at(0)]
+        starts = range(0, self.num_children, self.batch_size)
+        depths = sorted({self._depth_at(i) for i in starts})
+        return [spaces.get_space(self.space,
+                                 **{**self.space_params, "num_layers": d})
+                for d in depths]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True,
@@ -143,9 +159,11 @@ def check_search_config(config: SearchConfig) -> None:
     if config.strategy == "evolution" and config.depth_schedule:
         raise ValueError("evolution keeps one population; it cannot follow "
                          "the depth schedule")
-    if config.strategy == "evolution" and (
-            config.population_size < 1 or config.sample_size < 1):
+    if config.strategy == "evolution":
+        evolution.check_sizes(config.population_size, config.sample_size)
+    if config.validation_size is not None and config.validation_size < 1:
         raise ValueError(
-            f"population_size={config.population_size}, sample_size="
-            f"{config.sample_size}; both must be at least 1")
+            f"validation_size={config.validation_size}; a search validates "
+            "every child, so it must be at least 1 (unset: the dataset's "
+            "own)")
     config.reward_formula()

@@ -222,7 +222,12 @@ def _set_fields(config, prefix=""):
         if name in FLAGS and getattr(FLAGS, name) is not None:
             value = getattr(FLAGS, name)
             if isinstance(getattr(config, field.name), tuple):
-                value = tuple(float(v) for v in value)
+                try:
+                    value = tuple(float(v) for v in value)
+                except ValueError:
+                    raise ValueError(
+                        f"--{name}={','.join(value)}: expected a comma-"
+                        "separated list of numbers") from None
             changes[field.name] = value
     return dataclasses.replace(config, **changes)
 

@@ -79,6 +79,7 @@ _CONTROLLER_HELP = {
     "index_input_scaling": "Input after a node pick: h_j / (0.1 + k - j).",
     "zero_input_anchors": "Input nodes' anchors are zeros.",
     "anchor_step": "Extra LSTM step makes each node's anchor.",
+    "empty_skip_step": "Layer 0 takes a skip step too (ENAS macro).",
     "skip_logits": "sigmoid (NAS-RL) or paired (ENAS macro).",
     "learning_rate": "Adam learning rate.",
     "beta1": "Adam beta1.",
@@ -104,7 +105,7 @@ for _cls in (controller_lib.ControllerConfig, reinforce.ReinforceConfig):
 common_flags.define_child_train_flags()
 
 # Flags that name where a run lives, not what it is.
-_NOT_COMPARED = ("logdir", "data_dir")
+_NOT_COMPARED = ("logdir",) + run.LOCATION_FIELDS
 
 
 def _our_flags():
@@ -129,8 +130,11 @@ def flags_text() -> str:
 
 def _check_same_flags(logdir, text):
     path = os.path.join(logdir, "flags.cfg")
-    # flags.cfg alone (no config.json) is a run that never got its data.
-    if not os.path.exists(os.path.join(logdir, run.CONFIG_FILE)):
+    # flags.cfg alone (no config.json) is a run that never got its data;
+    # config.json alone (killed before flags.cfg) is still checked by
+    # run.check_run_directory.
+    if not (os.path.exists(os.path.join(logdir, run.CONFIG_FILE)) and
+            os.path.exists(path)):
         return
 
     def parse(content):
@@ -178,8 +182,11 @@ def config_from_flags() -> search_config.SearchConfig:
         depth_start=FLAGS.depth_start, depth_step=FLAGS.depth_step,
         depth_every=FLAGS.depth_every,
         child=common_flags.child_config_from_flags(),
-        child_train=child_train if kind == "image" else
-        search_config.SearchConfig.child_train,
+        # A language-model child trains by lm_train; only the reward's
+        # window comes from the child flags.
+        child_train=child_train if kind == "image" else dataclasses.replace(
+            search_config.SearchConfig.child_train,
+            reward_epochs=child_train.reward_epochs),
         lm=common_flags.lm_config_from_flags(),
         lm_train=lm_train if kind == "text" else
         search_config.SearchConfig.lm_train,
@@ -208,9 +215,10 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     distribute.split_cpu(FLAGS.cpu_devices)
     try:
-        searcher = run.SearchRun(config, FLAGS.logdir)
+        os.makedirs(FLAGS.logdir, exist_ok=True)
         fileio.write_file_atomically(
             os.path.join(FLAGS.logdir, "flags.cfg"), text)
+        searcher = run.SearchRun(config, FLAGS.logdir)
         result = searcher.run()
     except (ConnectionError, ValueError) as e:
         print(f"search.py: error: {e}", file=sys.stderr)

@@ -112,8 +112,23 @@ def test_skip_kl_of_an_undecided_controller():
         skip_target=0.4)
     controller.set_uniform()
     out = controller.sample(space, 2, (0, 0))
-    expected = 0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6)
+    per_skip = 0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6)
+    # Layers 1, 2, 3 have 1, 2, 3 skips: summed per layer, then averaged.
+    expected = per_skip * (1 + 2 + 3) / 3
     np.testing.assert_allclose(out.skip_kl, [expected] * 2, rtol=1e-4)
+
+
+@pytest.mark.parametrize("preset,steps", [("enas_macro", 8), ("nasrl", 7)])
+def test_layer_zero_takes_a_skip_step_only_in_enas_macro(preset, steps):
+    # ENAS macro: an op step and a skip step per layer, layer 0 included.
+    space = spaces.get_space("enas_macro", num_layers=4)
+    controller = controller_lib.Controller(
+        space, controller_lib.CONTROLLER_PRESETS[preset])
+    calls = []
+    lstm = controller._lstm
+    controller._lstm = lambda x, states: calls.append(1) or lstm(x, states)
+    controller._walk(space, 1, seed=tf.constant([0, 0], tf.int64))
+    assert len(calls) == steps
 
 
 def test_config_errors_name_the_value():

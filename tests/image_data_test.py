@@ -325,7 +325,7 @@ def _accuracy(data, layers, epochs):
                       from_logits=True), metrics=["accuracy"])
     for epoch in range(epochs):
         model.fit(images.train_dataset(data, 32, seed=0, epoch=epoch),
-                  verbose=0)
+                  shuffle=False, verbose=0)
     (x, y), = images.eval_dataset(data, "valid", len(data.valid_labels))
     predictions = np.argmax(model(x, training=True), axis=-1)
     return float(np.mean(predictions == y.numpy()))

@@ -19,14 +19,17 @@ def test_baseline_moves_before_the_advantage():
 
 def test_entropy_goes_into_the_reward_or_the_loss():
     out = controller_lib.ControllerOutput(
-        *(tf.constant([2.0]),) * 2 + (tf.constant([3.0]),) * 4 + (None,))
+        tokens=tf.constant([[0]]), log_prob=tf.constant([-2.0]),
+        entropy=tf.constant([3.0]), sampled_entropy=tf.constant([1.0]),
+        skip_kl=tf.constant([0.0]), skip_count=tf.constant([0.0]),
+        decision_log_probs=None)
     full = reinforce.ReinforceConfig(entropy_weight=0.5)
     np.testing.assert_allclose(reinforce.shaped_reward([1.0], out, full),
                                [2.5])
     sampled = reinforce.ReinforceConfig(entropy_weight=0.5,
                                         entropy_kind="sampled")
     np.testing.assert_allclose(reinforce.shaped_reward([1.0], out, sampled),
-                               [2.5])
+                               [1.5])
     in_loss = reinforce.ReinforceConfig(entropy_weight=0.5,
                                         entropy_mode="loss")
     np.testing.assert_allclose(reinforce.shaped_reward([1.0], out, in_loss),

@@ -102,8 +102,14 @@ def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path):
     assert code == 1 and "annealing" in err  # absl's own enum check
     code, _, err = _search("--flagfile=configs/quickstart.cfg")
     assert code == 2 and "--logdir is required" in err
+    code, _, err = _search("--controller_op_bias_init=1,a",
+                           f"--logdir={tmp_path / 'c'}")
+    assert code == 2 and "--controller_op_bias_init=1,a" in err
+    code, _, err = _search("--dataset=dominoes", "--validation_size=0",
+                           f"--logdir={tmp_path / 'd'}")
+    assert code == 2 and "validation_size=0" in err
     assert time.time() - began < 120
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not any((tmp_path / name).exists() for name in "abcd")
 
     run = tmp_path / "run"
     code, _, err = _search(*TINY, "--num_children=1", f"--logdir={run}")
@@ -112,3 +118,9 @@ def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path):
                            f"--logdir={run}")
     assert code == 2
     assert "holds a run started with other flags (--seed: 0 -> 3)" in err
+    # Where the data lives is not what the run is: a moved --data_dir
+    # resumes (here the finished run has nothing left to do).
+    code, out, err = _search(*TINY, "--num_children=1",
+                             f"--data_dir={tmp_path / 'moved'}",
+                             f"--logdir={run}")
+    assert code == 0, err

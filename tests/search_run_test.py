@@ -182,3 +182,14 @@ def test_config_checks_happen_before_any_data(tmp_path):
     with pytest.raises(ValueError, match="'loss' is not allowed"):
         run.SearchRun(_config(reward="loss**2"), str(tmp_path))
     assert not os.listdir(tmp_path)
+
+
+def test_depth_schedule_grows_the_children(tmp_path, data):
+    # NAS-RL's schedule, scaled down: 1 layer, then 2, then 3.
+    config = _config(depth_schedule=True, depth_start=1, depth_step=1,
+                     depth_every=2, num_children=6)
+    assert [s.num_layers for s in config.all_spaces()] == [1, 2, 3]
+    result = run.run_search(config, str(tmp_path), data, lambda line: None)
+    lengths = [len(r["tokens"]) for r in result.history]
+    assert lengths[0] == lengths[1] < lengths[2] == lengths[3] < lengths[4]
+    assert [r["status"] for r in result.history] == ["ok"] * 6

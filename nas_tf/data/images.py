@@ -28,7 +28,10 @@ import tensorflow_datasets as tfds
 
 from nas_tf.data import netcheck
 
-PAD = 4  # Zero padding before the random crop (ENAS, DARTS, NASNet).
+# Padding before the random crop (ENAS, DARTS, NASNet: 4). Zeros on the raw
+# pixels, as DARTS pads; ENAS pads after normalising, so its border is the
+# mean colour.
+PAD = 4
 SPLITS = ("valid", "test")
 DEFAULT_VALIDATION_SIZE = 5000  # ENAS holds out the last 5,000 images.
 # TFDS's mirror of prepared datasets: the host to check when a builder

@@ -37,10 +37,12 @@ class NasrlCnnSpace(schema.SearchSpace):
             raise schema.SpaceError(
                 f"nasrl_cnn: pool_layers={list(pool_layers)} repeats a layer")
         for p in pool_layers:
-            if not 0 <= p < num_layers:
+            # A pool at layer 0 would have no decision at all, so the
+            # controller would have no anchor step for it.
+            if not 1 <= p < num_layers:
                 raise schema.SpaceError(
                     f"nasrl_cnn: pool layer {p} is outside layers "
-                    f"0..{num_layers - 1}")
+                    f"1..{num_layers - 1} (layer 0 is always a convolution)")
         self.num_layers = num_layers
         self.predict_strides = bool(predict_strides)
         self.pool_layers = pool_layers

@@ -20,6 +20,14 @@ from nas_tf.strategies import base
 _MAX_MUTATION_TRIES = 100
 
 
+
+def check_sizes(population_size: int, sample_size: int) -> None:
+    if population_size < 1 or sample_size < 1:
+        raise ValueError(
+            f"evolution needs population_size >= 1 and sample_size >= 1; "
+            f"got {population_size} and {sample_size}")
+
+
 class RegularizedEvolution(base.SearchStrategy):
     """Aging evolution with population ``P`` and tournament size ``S``.
 
@@ -31,10 +39,7 @@ class RegularizedEvolution(base.SearchStrategy):
 
     def __init__(self, seed, population_size=100, sample_size=25):
         super().__init__(seed)
-        if population_size < 1 or sample_size < 1:
-            raise ValueError(
-                f"evolution needs population_size >= 1 and sample_size >= 1; "
-                f"got {population_size} and {sample_size}")
+        check_sizes(population_size, sample_size)
         self.population_size = population_size
         self.sample_size = sample_size
 

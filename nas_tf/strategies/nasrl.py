@@ -11,20 +11,34 @@ from nas_tf.strategies import base
 
 class NasrlStrategy(base.SearchStrategy):
     """The controller of ``controller_config`` learning with
-    ``reinforce_config``."""
+    ``reinforce_config``.
+
+    ``spaces``: one space, or every space the search will propose from (a
+    depth schedule grows the space); the controller creates the weights of
+    all of them at once, before its optimizer is built.
+    """
 
     name = "nasrl"
 
-    def __init__(self, seed, space, controller_config, reinforce_config):
+    def __init__(self, seed, spaces, controller_config, reinforce_config):
         super().__init__(seed)
+        spaces = list(spaces) if isinstance(spaces, (list, tuple)) else [
+            spaces]
         self.controller = controller_lib.Controller(
-            space, controller_config,
+            spaces[0], controller_config,
             skip_target=reinforce_config.skip_target)
+        for space in spaces[1:]:
+            self.controller.add_space(space)
         self.learner = reinforce.Reinforce(self.controller, reinforce_config)
 
     def propose(self, space, count, batch_index, history):
         del history
-        self.controller.add_space(space)
+        if self.controller.add_space(space):
+            # Adam knows only the weights it was built with.
+            raise ValueError(
+                f"{space!r} needs controller weights that did not exist when "
+                "the controller's optimizer was built; pass every space of "
+                "the search to NasrlStrategy")
         out = self.controller.sample(space, count, (self.seed, batch_index))
         return [tuple(int(v) for v in row) for row in out.tokens.numpy()]
 

@@ -1,9 +1,12 @@
 """Trains one image child from scratch under a tf.distribute strategy.
 
 The search's inner loop (NAS-RL: every child trained from scratch on the
-search training split, validated every epoch). A custom loop with
-``strategy.run`` (DESIGN: ``Model.fit`` is slow or broken under
-tf.distribute); one compiled function per epoch, so a child costs one trace.
+search training split, validated after the epochs its reward reads). A
+custom loop with ``strategy.run`` (DESIGN: ``Model.fit`` is slow or broken
+under tf.distribute); one compiled function per epoch, so a child costs one
+trace. Nothing of a child stays registered with TensorFlow once it is
+dropped (see ``momentum_sgd`` and ``distribute.split_batch``), so a search's
+memory stays flat.
 """
 
 import dataclasses
@@ -15,8 +18,10 @@ import warnings
 import keras
 import tensorflow as tf
 
+from nas_tf import distribute
 from nas_tf.config import _raise_on_failed
 from nas_tf.data import images
+from nas_tf.training import momentum_sgd
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -85,6 +90,8 @@ class ChildTrainConfig:
              "it must be positive"),
             (self.weight_decay >= 0, f"weight_decay={self.weight_decay}; it "
              "must not be negative"),
+            (self.momentum >= 0, f"momentum={self.momentum}; it must not be "
+             "negative"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule="
              f"{self.lr_schedule!r}; allowed: {LR_SCHEDULES}"),
             (self.steps_per_epoch >= 0, f"steps_per_epoch="
@@ -133,26 +140,20 @@ def train_child(model, data: images.ImageData, config: ChildTrainConfig,
     """Trains ``model`` (built inside ``strategy.scope()``) on ``data``'s
     training split and validates it after every epoch."""
     began = time.time()
-    with strategy.scope():
-        optimizer = keras.optimizers.SGD(
-            learning_rate=config.learning_rate, momentum=config.momentum,
-            nesterov=config.nesterov)
-        optimizer.build(model.trainable_variables)
     variables = model.trainable_variables
+    with strategy.scope():
+        optimizer = momentum_sgd.MomentumSgd(
+            variables, config.learning_rate, momentum=config.momentum,
+            nesterov=config.nesterov, weight_decay=config.weight_decay)
     global_batch = config.batch_size
 
-    def train_step(batch):
+    def gradient_step(batch):
         x, y = batch
         with tf.GradientTape() as tape:
             logits = _logits(model(x, training=True))
             loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(
                 y, logits, from_logits=True)) / global_batch
-        grads = tape.gradient(loss, variables)
-        if config.weight_decay:
-            grads = [g + config.weight_decay * v
-                     for g, v in zip(grads, variables)]
-        optimizer.apply_gradients(zip(grads, variables))
-        return loss
+        return loss, tape.gradient(loss, variables)
 
     def eval_step(batch):
         x, y = batch
@@ -165,9 +166,10 @@ def train_child(model, data: images.ImageData, config: ChildTrainConfig,
     def train_epoch(dataset):
         total, steps = tf.constant(0.0), tf.constant(0.0)
         for batch in dataset:
-            loss = strategy.reduce("SUM", strategy.run(train_step, (batch,)),
-                                   axis=None)
-            total += loss
+            loss, grads = strategy.run(
+                gradient_step, (distribute.split_batch(strategy, batch),))
+            optimizer.apply(strategy, grads)
+            total += strategy.reduce("SUM", loss, axis=None)
             steps += 1.0
         return total / tf.maximum(steps, 1.0)
 
@@ -175,8 +177,9 @@ def train_child(model, data: images.ImageData, config: ChildTrainConfig,
     def evaluate(dataset):
         hits = tf.constant(0.0)
         for batch in dataset:
-            hits += strategy.reduce("SUM", strategy.run(eval_step, (batch,)),
-                                    axis=None)
+            hits += strategy.reduce("SUM", strategy.run(
+                eval_step, (distribute.split_batch(strategy, batch),)),
+                axis=None)
         return hits
 
     def epoch_data(epoch):
@@ -184,10 +187,9 @@ def train_child(model, data: images.ImageData, config: ChildTrainConfig,
                                      augment=config.augment)
         if config.steps_per_epoch:
             train = train.take(config.steps_per_epoch)
-        return strategy.experimental_distribute_dataset(train)
+        return train
 
-    valid = strategy.experimental_distribute_dataset(
-        images.eval_dataset(data, "valid", config.batch_size))
+    valid = images.eval_dataset(data, "valid", config.batch_size)
     num_valid = len(data.valid_labels)
     accuracies, losses, diverged = [], [], False
     first_epoch = 0.0

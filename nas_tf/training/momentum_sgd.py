@@ -1,0 +1,75 @@
+"""SGD with momentum as the originals' optimizers apply it, replica-aware.
+
+The update is the one of TF1's ``MomentumOptimizer`` (NAS-RL, NASNet, ENAS)
+and ``torch.optim.SGD`` (DARTS), which agree::
+
+    a <- m * a + g            (g includes coupled weight decay, wd * w)
+    w <- w - lr * (g + m * a)  with Nesterov, else  w <- w - lr * a
+
+Keras's SGD keeps ``lr * g`` in its velocity instead, which differs from
+the originals as soon as the learning rate changes.
+
+``apply`` runs in cross-replica context on gradients already summed over
+replicas. The Keras optimizers sum them inside the replica function with
+``ReplicaContext.all_reduce``, and every trace of that registers a custom
+gradient that TensorFlow never removes and that keeps the traced function
+(and so the whole model) alive; a search traces one step function per child,
+so its memory would grow child after child.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def _tf_variable(variable):
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+class MomentumSgd(tf.Module):
+    """Momentum SGD over ``variables``; create it inside the strategy's scope
+    (its accumulators are then mirrored like the variables).
+
+    Args:
+      variables: The trainable variables (Keras or tf).
+      learning_rate: Initial learning rate; ``learning_rate`` is a variable
+        the caller assigns when the schedule moves.
+      momentum: Momentum coefficient.
+      nesterov: Nesterov momentum.
+      weight_decay: Coupled L2: ``weight_decay * w`` added to each gradient
+        before the momentum (TF1 and PyTorch style).
+    """
+
+    def __init__(self, variables, learning_rate: float, momentum: float = 0.9,
+                 nesterov: bool = True, weight_decay: float = 0.0):
+        super().__init__(name="momentum_sgd")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.weight_decay = float(weight_decay)
+        self._variables = [_tf_variable(v) for v in variables]
+        self.learning_rate = tf.Variable(float(learning_rate), trainable=False,
+                                         name="learning_rate")
+        self.accumulators = [
+            tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                        name="accumulator") for v in self._variables]
+
+    def apply(self, strategy: tf.distribute.Strategy, per_replica_grads):
+        """Sums ``per_replica_grads`` (as ``strategy.run`` returned them, one
+        per variable) over replicas and updates every replica's copy. Call
+        in cross-replica context, e.g. inside a ``tf.function`` right after
+        ``strategy.run``."""
+        grads = strategy.extended.batch_reduce_to(
+            tf.distribute.ReduceOp.SUM,
+            list(zip(per_replica_grads, self._variables)))
+        for grad, variable, accumulator in zip(grads, self._variables,
+                                               self.accumulators):
+            strategy.extended.update(
+                variable, self._update,
+                args=(grad, accumulator, self.learning_rate), group=False)
+
+    def _update(self, variable, grad, accumulator, learning_rate):
+        grad = tf.convert_to_tensor(grad)
+        if self.weight_decay:
+            grad += self.weight_decay * variable
+        accumulator.assign(self.momentum * accumulator + grad)
+        step = (grad + self.momentum * accumulator if self.nesterov
+                else accumulator)
+        variable.assign_sub(learning_rate * step)
