@@ -134,18 +134,23 @@ def _layer_rows(space, arch):
 def draw_architecture(space, arch) -> bytes:
     """Returns a PNG drawing of ``arch`` (an Architecture of ``space``)."""
     decoded = space.decode(arch)
-    if hasattr(decoded, "normal"):
-        pair = decoded
-        width = 3.0 + 1.6 * len(pair.normal.nodes)
+    cells = hasattr(decoded, "normal")
+    rows = None if cells else _layer_rows(space, arch)
+    if cells:
+        width = 3.0 + 1.6 * len(decoded.normal.nodes)
         fig, axes = plt.subplots(2, 1, figsize=(width, 6.5))
-        draw_cell(axes[0], pair.normal, f"{space.name}: normal cell")
-        draw_cell(axes[1], pair.reduce, f"{space.name}: reduction cell")
     else:
-        rows = _layer_rows(space, arch)
-        fig, ax = plt.subplots(figsize=(5.5, 0.5 + 0.45 * len(rows)))
-        draw_layers(ax, rows, space.name)
+        fig, axes = plt.subplots(figsize=(5.5, 0.5 + 0.45 * len(rows)))
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
+    try:  # a figure that fails to draw is closed all the same
+        if cells:
+            draw_cell(axes[0], decoded.normal, f"{space.name}: normal cell")
+            draw_cell(axes[1], decoded.reduce,
+                      f"{space.name}: reduction cell")
+        else:
+            draw_layers(axes, rows, space.name)
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=110)
+    finally:
+        plt.close(fig)
     return buffer.getvalue()

@@ -3,7 +3,8 @@
 The run directory holds ``config.json`` (the frozen ``SearchConfig``),
 ``history.jsonl`` (one record per child), ``checkpoints/`` (the strategy's
 learned state after every batch), TensorBoard events and, at the end,
-``best_arch.txt``.
+``best_arch.txt``. Besides the scalars, the events hold a drawing of the best
+architecture and a table of the ten best (``nas_tf/search_review.py``).
 
 The loop works in batches of ``m`` children. Batch ``b`` is proposed from
 the strategy's state after batch ``b - 1`` and from ``(seed, b)`` alone, so
@@ -26,7 +27,9 @@ from nas_tf import children
 from nas_tf import distribute
 from nas_tf import fileio
 from nas_tf import history as history_lib
+from nas_tf import progress
 from nas_tf import search_config
+from nas_tf import search_review
 from nas_tf import strategies
 from nas_tf.data import images
 from nas_tf.data import ptb
@@ -92,13 +95,6 @@ def check_run_directory(logdir: str, config) -> bool:
     return True
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 class SearchRun:
     """One run of ``config`` in ``logdir``; ``run()`` finishes it."""
 
@@ -134,16 +130,24 @@ class SearchRun:
         self.writer = tf.summary.create_file_writer(logdir)
         self._metric = ("valid_accuracy" if config.kind == "image"
                         else "valid_ppl")
+        self.review = search_review.SearchReview(
+            self.history, self.writer, self.space_of, self._metric, log)
         self._timed, self._seconds = 0, 0.0
+
+    def space_of(self, index: int):
+        """The search space of child ``index``: its batch's, since a batch
+        takes the space of its first child (the depth schedule grows it)."""
+        return self.config.space_at(index - index % self.config.batch_size)
 
     # -- the loop --------------------------------------------------------------
     def run(self) -> SearchResult:
         cfg = self.config
         m = cfg.batch_size
         start = int(self.done)
+        self.review.update_best()  # a resumed run's best, from its history
         while start < cfg.num_children:
             count = min(m, cfg.num_children - start)
-            space = cfg.space_at(start)
+            space = self.space_of(start)
             proposed = self.strategy.propose(
                 space, count, start // m, self.history.records[:start])
             tokens, rewards = [], []
@@ -155,6 +159,7 @@ class SearchRun:
             self.done.assign(start + count)
             self.manager.save(checkpoint_number=start + count)
             self._batch_summaries(space, start + count, tokens, stats)
+            self.review.write_table(start + count)
             start += count
         return self._finish()
 
@@ -179,6 +184,7 @@ class SearchRun:
         self._timed += 1
         self._seconds += seconds
         self._child_summaries(index, record)
+        self.review.update_best()
         self._progress(index, record)
         return record
 
@@ -196,7 +202,7 @@ class SearchRun:
         self.log(f"[child {index + 1}/{self.config.num_children}] reward "
                  f"{record['reward']:.4f}{shown}{baseline} | best "
                  f"{best['reward']:.4f} | {per_child:.1f} s/child | ETA "
-                 f"{_duration(per_child * left)} | {record['tokens']}")
+                 f"{progress.duration(per_child * left)} | {record['tokens']}")
 
     def _child_summaries(self, index, record):
         with self.writer.as_default(step=index):
@@ -225,6 +231,8 @@ class SearchRun:
         self.writer.flush()
 
     def _finish(self) -> SearchResult:
+        # A resumed run with nothing left to train still gets its table.
+        self.review.write_table(len(self.history))
         best = self.history.best()
         fileio.write_file_atomically(os.path.join(self.logdir, BEST_FILE),
                                      best["tokens"] + "\n")

@@ -9,6 +9,7 @@ the one the space's networks take.
 import dataclasses
 import inspect
 import os
+import sys
 
 # Keep TensorFlow's C++ start-up chatter out of the scripts' output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -140,6 +141,74 @@ _define_config_flags(config_lib.LmTrainConfig, _LM_TRAIN_HELP,
                      unset_means="Language models")
 
 
+# Final training of image classifiers (ImageTrainConfig, its schedule
+# flattened); names shared with the recipe above are defined once.
+_IMAGE_TRAIN_HELP = {
+    "momentum": "SGD momentum of image models.",
+    "nesterov": "Nesterov momentum for image models. Unset: no for "
+                "train.py (DARTS), yes for search children (NAS-RL).",
+    "lr_schedule": "Image models' schedule: constant, cosine, sgdr or "
+                   "exponential (search children: constant or cosine). "
+                   "Unset: cosine for train.py, constant for search "
+                   "children.",
+    "sgdr_t0": "SGDR's first period in epochs.",
+    "sgdr_t_mul": "SGDR's period multiplier.",
+    "decay_rate": "exponential schedule's factor.",
+    "decay_epochs": "exponential schedule's step in epochs.",
+    "grad_clip": "Global gradient-norm clip of image models (0 = off).",
+    "aux_weight": "Weight of the auxiliary head's loss.",
+    "train_aux_head": "Train the auxiliary head's weights (ENAS: no).",
+    "cutout": "Cutout square side for image models (0 = none).",
+    "label_smoothing": "Label smoothing of image models.",
+    "drop_path_ramp": "Drop path grows by epoch (DARTS) or step (NASNet, "
+                      "ENAS).",
+    "augment": "Pad-4 random crop and flip for image models.",
+    "steps_per_epoch": "Cap on steps per epoch of image models (0 = all).",
+    "eval_every": "Test image models every this many epochs.",
+}
+# ImageTrainConfig.schedule fields and the flags that set them.
+SCHEDULE_FLAGS = {"kind": "lr_schedule", "learning_rate": "learning_rate",
+                  "lr_min": "lr_min", "sgdr_t0": "sgdr_t0",
+                  "sgdr_t_mul": "sgdr_t_mul", "decay_rate": "decay_rate",
+                  "decay_epochs": "decay_epochs"}
+
+
+def _define_recipe_flags(defaults: dict, helps: dict) -> None:
+    """Flags defaulting to None (unset: the recipe's default) for the names
+    in ``defaults`` no other recipe has defined."""
+    for name, default in defaults.items():
+        if name not in FLAGS:
+            text = helps[name]
+            if "Unset:" not in text:
+                text += f" Unset: default {default}."
+            _DEFINE[type(default)](name, None, text)
+
+
+def _image_train_defaults() -> dict:
+    from nas_tf.training import image_trainer
+    config = image_trainer.ImageTrainConfig()
+    values = {f.name: getattr(config, f.name)
+              for f in dataclasses.fields(config) if f.name != "schedule"}
+    values.update({flag: getattr(config.schedule, field)
+                   for field, flag in SCHEDULE_FLAGS.items()})
+    return values
+
+
+_define_recipe_flags(_image_train_defaults(), _IMAGE_TRAIN_HELP)
+
+
+def image_train_config_from_flags():
+    from nas_tf.training import image_trainer
+    base = image_trainer.ImageTrainConfig()
+    schedule = dataclasses.replace(base.schedule, **{
+        field: getattr(FLAGS, flag) for field, flag in SCHEDULE_FLAGS.items()
+        if getattr(FLAGS, flag) is not None})
+    if FLAGS.epochs is not None and schedule.kind == "cosine":
+        # One cosine period over the run unless set otherwise.
+        schedule = dataclasses.replace(schedule, epochs=FLAGS.epochs)
+    return dataclasses.replace(_set_fields(base), schedule=schedule)
+
+
 def space_from_flags() -> spaces.SearchSpace:
     """The search space named by --space, with the parameters it takes."""
     cls = spaces.SPACES.get(FLAGS.space)
@@ -186,32 +255,22 @@ def model_config_from_flags(space):
 # language-model recipe above (batch_size, learning_rate, weight_decay,
 # epochs) set whichever kind the dataset trains.
 _CHILD_TRAIN_HELP = {
-    "momentum": "SGD momentum of image children.",
-    "nesterov": "Nesterov momentum for image children.",
-    "lr_schedule": "Image children's schedule: constant or cosine.",
-    "steps_per_epoch": "Cap on steps per child epoch (0 = whole split).",
-    "augment": "Pad-4 random crop and flip for image children.",
     "reward_epochs": "The reward uses the best metric of this many last "
                      "epochs.",
     "eval_batch_stats": "Validate image children with batch statistics "
                         "in BatchNorm (ENAS micro's reward).",
 }
-_SHARED_TRAIN_FLAGS = ("batch_size", "learning_rate", "weight_decay",
-                       "epochs")
 
 
 def define_child_train_flags():
-    """Flags of ``ChildTrainConfig`` not already shared with the LM recipe
-    (call once, from a script that trains image children)."""
+    """Flags of ``ChildTrainConfig`` the other recipes do not define (call
+    once, from a script that trains image children). The search's children
+    take ``lr_schedule`` constant or cosine only."""
     from nas_tf.training import child_trainer
     defaults = child_trainer.ChildTrainConfig()
-    for field in dataclasses.fields(defaults):
-        if field.name in _SHARED_TRAIN_FLAGS:
-            continue
-        default = getattr(defaults, field.name)
-        _DEFINE[type(default)](field.name, None,
-                               f"{_CHILD_TRAIN_HELP[field.name]} Unset: "
-                               f"default {default}.")
+    _define_recipe_flags({f.name: getattr(defaults, f.name)
+                          for f in dataclasses.fields(defaults)},
+                         _CHILD_TRAIN_HELP)
 
 
 def _set_fields(config, prefix=""):
@@ -238,3 +297,18 @@ def child_train_config_from_flags(base):
 
 def lm_train_config_from_flags(base):
     return _set_fields(base)
+
+
+def flags_text() -> str:
+    """The effective flags of the running script and this module, one per
+    line, as a flagfile (unset flags left out)."""
+    ours = {os.path.splitext(os.path.basename(m))[0]
+            for m in (sys.argv[0], __file__, "__main__")}
+    lines = []
+    for module, module_flags in FLAGS.flags_by_module_dict().items():
+        if os.path.splitext(os.path.basename(module))[0] not in ours:
+            continue
+        for flag in module_flags:
+            if flag.value is not None and flag.name != "flagfile":
+                lines.append((flag.name, flag.serialize()))
+    return "".join(line + "\n" for _, line in sorted(lines))

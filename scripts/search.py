@@ -60,6 +60,9 @@ flags.DEFINE_integer("depth_start", 6, "Depth schedule: first depth.")
 flags.DEFINE_integer("depth_step", 2, "Depth schedule: layers added.")
 flags.DEFINE_integer("depth_every", 1600,
                      "Depth schedule: children between steps.")
+flags.DEFINE_string("train_flagfile", None,
+                    "The scripts/train.py preset named in the retrain "
+                    "command printed at the end. Unset: the space's flags.")
 flags.DEFINE_enum("controller_preset", "nasrl",
                   sorted(controller_lib.CONTROLLER_PRESETS),
                   "Controller and REINFORCE settings of an original; the "
@@ -106,26 +109,6 @@ common_flags.define_child_train_flags()
 
 # Flags that name where a run lives, not what it is.
 _NOT_COMPARED = ("logdir",) + run.LOCATION_FIELDS
-
-
-def _our_flags():
-    modules = {"common_flags", sys.argv[0], __name__}
-    ours = []
-    for module, module_flags in FLAGS.flags_by_module_dict().items():
-        if os.path.basename(module).replace(".py", "") in {
-                os.path.basename(m).replace(".py", "") for m in modules}:
-            ours.extend(module_flags)
-    return sorted(ours, key=lambda f: f.name)
-
-
-def flags_text() -> str:
-    """The effective flags, one per line, as a flagfile."""
-    lines = []
-    for flag in _our_flags():
-        if flag.value is None or flag.name == "flagfile":
-            continue
-        lines.append(flag.serialize())
-    return "\n".join(lines) + "\n"
 
 
 def _check_same_flags(logdir, text):
@@ -194,6 +177,16 @@ def config_from_flags() -> search_config.SearchConfig:
         distribute=FLAGS.distribute)
 
 
+def _retrain_flags(config) -> str:
+    """The flags that make train.py rebuild this search's children."""
+    if FLAGS.train_flagfile:
+        return f"--flagfile={FLAGS.train_flagfile}"
+    values = [f"--space={config.space}"] + [
+        f"--{name}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+        for name, v in sorted(config.space_params.items())]
+    return " ".join(values + [f"--dataset={config.dataset}"])
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -205,7 +198,7 @@ def main(argv):
         search_config.check_search_config(config)
         if config.kind == "image":
             images.image_dataset_spec(config.dataset)
-        text = flags_text()
+        text = common_flags.flags_text()
         _check_same_flags(FLAGS.logdir, text)
         run.check_run_directory(FLAGS.logdir, config)
     except (spaces.SpaceError, ValueError) as e:
@@ -227,7 +220,7 @@ def main(argv):
     print(f"best architecture (reward {result.best_reward:.4f}) in {best}:")
     print(f"  {result.best_tokens}")
     print("retrain it from scratch and export it:")
-    print(f"  python scripts/train.py --flagfile={FLAGS.logdir}/flags.cfg "
+    print(f"  python scripts/train.py {_retrain_flags(config)} "
           f"--arch_file={best} --logdir={FLAGS.logdir}/final")
     print(f"  python scripts/export.py --logdir={FLAGS.logdir}/final "
           f"--export_dir={FLAGS.logdir}/export")

@@ -46,6 +46,19 @@ def test_momentum_sgd_is_tf1_momentum_optimizer(nesterov):
     assert not np.allclose(ours.numpy(), start)
 
 
+def test_momentum_sgd_clips_the_global_norm_before_the_weight_decay():
+    # DARTS: clip_grad_norm_(5) on the gradients, then SGD adds wd * w.
+    start = [np.array([1.0, -2.0], np.float32), np.array([0.5], np.float32)]
+    ours = [tf.Variable(v) for v in start]
+    optimizer = momentum_sgd.MomentumSgd(ours, 0.1, momentum=0.0,
+                                         weight_decay=0.01, clip_norm=0.5)
+    grads = [tf.constant([3.0, 0.0]), tf.constant([4.0])]  # norm 5
+    optimizer.apply(tf.distribute.get_strategy(), grads)
+    for v, w, g in zip(ours, start, grads):
+        expected = w - 0.1 * (g.numpy() * 0.1 + 0.01 * w)
+        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6)
+
+
 def _linear_model(seed):
     # No BatchNorm: its statistics are per replica, so only a model without
     # it trains identically on one device and on two replicas.

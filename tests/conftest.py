@@ -62,3 +62,29 @@ def no_network(monkeypatch):
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", local_only)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def script_env():
+    """The environment scripts run in: the project root importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
+def script_command(script, *args):
+    import sys
+    return [sys.executable, os.path.join(ROOT, "scripts", script), *args]
+
+
+def run_script(script, *args, timeout=600):
+    """Runs ``scripts/<script>`` from the project root; returns (exit
+    status, stdout, stderr)."""
+    import subprocess
+    result = subprocess.run(script_command(script, *args), cwd=ROOT,
+                            env=script_env(), capture_output=True, text=True,
+                            timeout=timeout)
+    return result.returncode, result.stdout, result.stderr

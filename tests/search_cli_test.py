@@ -2,36 +2,22 @@
 
 import json
 import os
-import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from conftest import ROOT, run_script, script_command, script_env
+
 # A tiny search: 6 children of 2 layers, one short epoch each.
 TINY = ["--flagfile=configs/quickstart.cfg", "--num_children=6",
         "--num_layers=2", "--controller_num_aggregate=2", "--epochs=1",
         "--steps_per_epoch=3"]
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    return env
-
-
-def _command(*args):
-    return [sys.executable, str(ROOT / "scripts" / "search.py"), *args]
-
-
 def _search(*args, timeout=600):
-    result = subprocess.run(_command(*args), cwd=ROOT, env=_env(),
-                            capture_output=True, text=True, timeout=timeout)
-    return result.returncode, result.stdout, result.stderr
+    return run_script("search.py", *args, timeout=timeout)
 
 
 def _history(logdir):
@@ -63,9 +49,10 @@ def test_sigkilled_search_resumes_to_the_uninterrupted_history(tmp_path):
 
     cut = tmp_path / "cut"
     history = cut / "history.jsonl"
-    process = subprocess.Popen(_command(*TINY, f"--logdir={cut}"), cwd=ROOT,
-                               env=_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        script_command("search.py", *TINY, f"--logdir={cut}"), cwd=ROOT,
+        env=script_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while _lines(history) < 3 and process.poll() is None:
         assert time.time() < deadline

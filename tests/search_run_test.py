@@ -3,8 +3,10 @@
 import dataclasses
 import json
 import os
+import re
 
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from nas_tf import children
@@ -12,6 +14,7 @@ from nas_tf import config as config_lib
 from nas_tf import reinforce
 from nas_tf import run
 from nas_tf import search_config
+from nas_tf import search_review
 from nas_tf.data import dominoes
 from nas_tf.data import synthetic_text
 from nas_tf.training import child_trainer
@@ -47,6 +50,85 @@ def _comparable(records):
     return out
 
 
+def _events(logdir):
+    events = event_accumulator.EventAccumulator(
+        str(logdir), size_guidance={"tensors": 0})
+    events.Reload()
+    return events
+
+
+def _improvements(records):
+    """Steps of the children that raised the best reward: the ones to draw
+    (a later child that only ties the best is not drawn)."""
+    steps, best = [], None
+    for r in records:
+        if best is None or r["reward"] > best:
+            steps.append(r["step"])
+            best = r["reward"]
+    return steps
+
+
+def _best_architecture_images(events):
+    """(step, height, width) of every ``best_architecture`` image, checking
+    that each is a real PNG of the size its summary states."""
+    shown = []
+    for event in events.Tensors("best_architecture"):
+        width, height, png = tf.make_ndarray(event.tensor_proto)
+        pixels = tf.io.decode_png(png).numpy()
+        assert pixels.shape[:2] == (int(height), int(width))
+        assert 100 < pixels.shape[0] < 3000 and 200 < pixels.shape[1] < 3000
+        assert pixels.min() < 128  # something is drawn on the white canvas
+        shown.append((event.step, pixels.shape[0], pixels.shape[1]))
+    return sorted(shown)
+
+
+_ROW = re.compile(r"^\| (\d+) \| (\d+) \| (\S+) \| (\S+) \| `(.*)` \|$")
+
+
+def _table_rows(markdown):
+    """(rank, step, reward, metric, tokens) of the rows of a top table."""
+    rows = []
+    for line in markdown.splitlines():
+        match = _ROW.match(line)
+        if match:
+            rank, step, reward, metric, tokens = match.groups()
+            rows.append((int(rank), int(step), float(reward), metric,
+                         tokens.replace(r"\|", "|")))
+    return rows
+
+
+def _last_top_table(events):
+    event = events.Tensors("top_architectures")[-1]
+    return tf.make_ndarray(event.tensor_proto).item().decode()
+
+
+def _check_top_table(events, records, metric):
+    """The last table lists the history's ten best, rewards descending."""
+    rows = _table_rows(_last_top_table(events))
+    expected = sorted(records, key=lambda r: -r["reward"])[:10]
+    assert len(rows) == min(10, len(records))
+    assert [row[0] for row in rows] == list(range(1, len(rows) + 1))
+    assert [row[1] for row in rows] == [r["step"] for r in expected]
+    assert [row[4] for row in rows] == [r["tokens"] for r in expected]
+    rewards = [row[2] for row in rows]
+    assert rewards == sorted(rewards, reverse=True)
+    for row, r in zip(rows, expected):
+        assert row[2] == pytest.approx(r["reward"], rel=1e-3)
+        assert float(row[3]) == pytest.approx(r["metrics"][metric],
+                                              rel=1e-3)
+
+
+def _scripted_rewards(monkeypatch, rewards, metric="valid_accuracy"):
+    """Child ``i`` scores ``rewards[i]`` without training, so which children
+    are drawn and listed is known in advance."""
+    def evaluate(self, space, arch, child_index):
+        reward = rewards[child_index]
+        return {"reward": reward, "status": "ok",
+                "metrics": {metric: reward ** (1 / 3)}}
+
+    monkeypatch.setattr(children.ChildEvaluator, "evaluate", evaluate)
+
+
 def test_run_directory_history_and_tensorboard(tmp_path, data):
     lines = []
     result = run.run_search(_config(), str(tmp_path), data, lines.append)
@@ -54,6 +136,8 @@ def test_run_directory_history_and_tensorboard(tmp_path, data):
     assert {"best_arch.txt", "checkpoints", "config.json",
             "history.jsonl"} <= names
     assert any(n.startswith("events.out.tfevents") for n in names)
+    # Drawings are made in memory: no image or temporary file is left.
+    assert not [n for n in names if n.endswith(".png") or n.startswith(".")]
     records = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
     assert [r["step"] for r in records] == [0, 1, 2, 3]
     for r in records:
@@ -75,6 +159,14 @@ def test_run_directory_history_and_tensorboard(tmp_path, data):
             "controller/loss", "child/valid_accuracy", "architecture",
             "decisions/layer1/inputs"} <= tags
     assert len(events.Tensors("controller/reward")) == 4
+    # The best architecture is drawn at every child that raised the best
+    # reward, the last drawing at the child that first reached the best.
+    images = _best_architecture_images(events)
+    assert [step for step, _, _ in images] == _improvements(records)
+    assert images[-1][0] == best["step"]
+    # The top table after each batch of two, not again at the end.
+    assert [e.step for e in events.Tensors("top_architectures")] == [2, 4]
+    _check_top_table(events, records, "valid_accuracy")
 
 
 class _Killed(Exception):
@@ -193,3 +285,107 @@ def test_depth_schedule_grows_the_children(tmp_path, data):
     lengths = [len(r["tokens"]) for r in result.history]
     assert lengths[0] == lengths[1] < lengths[2] == lengths[3] < lengths[4]
     assert [r["status"] for r in result.history] == ["ok"] * 6
+
+
+def test_review_follows_a_resumed_history(tmp_path, data, monkeypatch):
+    # Best raised at 0, 1, 4 and 10; child 2 and 6 only tie the best.
+    rewards = [0.2, 0.5, 0.5, 0.1, 0.7, 0.3, 0.7, 0.05, 0.6, 0.65, 0.9, 0.4]
+    _scripted_rewards(monkeypatch, rewards)
+    config = _config(strategy="random", num_children=len(rewards))
+    progress = []
+
+    def die_after_five(line):
+        if line.startswith("[child"):
+            progress.append(line)
+            if len(progress) == 5:  # in the middle of the third batch
+                raise _Killed()
+
+    with pytest.raises(_Killed):
+        run.run_search(config, str(tmp_path), data, die_after_five)
+    lines = []
+    run.run_search(config, str(tmp_path), data, lines.append)
+    records = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
+    events = _events(tmp_path)
+    # The resumed run draws its loaded best (child 4) once more, then only
+    # child 10: the best was recomputed from the history, so child 5 is not
+    # taken for a new best.
+    steps = [step for step, _, _ in _best_architecture_images(events)]
+    assert steps == [0, 1, 4, 4, 10]
+    assert [e.step for e in events.Tensors("top_architectures")] == [
+        2, 4, 6, 8, 10, 12]
+    _check_top_table(events, records, "valid_accuracy")
+    assert not any("cannot draw" in line for line in lines)
+
+
+def test_depth_schedule_draws_each_child_in_its_own_space(tmp_path, data,
+                                                          monkeypatch):
+    _scripted_rewards(monkeypatch, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    config = _config(strategy="random", depth_schedule=True, depth_start=1,
+                     depth_step=1, depth_every=2, num_children=6)
+    lines = []
+    run.run_search(config, str(tmp_path), data, lines.append)
+    assert not any("cannot draw" in line for line in lines)
+    images = _best_architecture_images(_events(tmp_path))
+    assert [step for step, _, _ in images] == [0, 1, 2, 3, 4, 5]
+    heights = [height for _, height, _ in images]
+    # One layer more every two children: a taller column of layers.
+    assert heights[0] == heights[1] < heights[2] == heights[3] < heights[4]
+
+
+def test_a_failed_drawing_warns_once_and_the_search_goes_on(
+        tmp_path, data, monkeypatch):
+    _scripted_rewards(monkeypatch, [0.1, 0.2, 0.3, 0.4])
+    calls = []
+
+    def cannot_draw(space, arch):
+        calls.append(arch)
+        raise RuntimeError("no figure for this space")
+
+    monkeypatch.setattr(search_review.drawing, "draw_architecture",
+                        cannot_draw)
+    lines = []
+    result = run.run_search(_config(strategy="random"), str(tmp_path), data,
+                            lines.append)
+    assert len(result.history) == 4
+    warnings = [line for line in lines if "cannot draw" in line]
+    assert len(warnings) == 1 and "no figure for this space" in warnings[0]
+    assert len(calls) == 1  # no retry for every new best
+    events = _events(tmp_path)
+    assert "best_architecture" not in events.Tags()["tensors"]
+    _check_top_table(events, result.history, "valid_accuracy")
+
+
+def test_language_model_search_draws_its_recurrent_cell(tmp_path,
+                                                        monkeypatch):
+    _scripted_rewards(monkeypatch, [0.004, 0.002, 0.009, 0.001], "valid_ppl")
+    corpus = synthetic_text.synthetic_corpus(0, 3000, 600, 100)
+    config = search_config.SearchConfig(
+        space="darts_rnn", space_params={"steps": 2}, num_children=4,
+        dataset="synthetic_text",
+        reinforce=reinforce.ReinforceConfig(num_aggregate=2),
+        lm=config_lib.LmConfig(vocab_size=len(corpus.vocab), hidden_size=16))
+    lines = []
+    result = run.run_search(config, str(tmp_path), corpus, lines.append)
+    assert not any("cannot draw" in line for line in lines)
+    events = _events(tmp_path)
+    assert [step for step, _, _ in _best_architecture_images(events)] == [
+        0, 2]
+    table = _last_top_table(events)
+    assert "| valid_ppl |" in table
+    _check_top_table(events, result.history, "valid_ppl")
+
+
+def test_top_table_ranks_by_reward_and_keeps_ten():
+    records = [{"step": i, "reward": r, "tokens": f"t{i} | x",
+                "metrics": {"valid_accuracy": r} if i != 3 else {}}
+               for i, r in enumerate([0.5, 0.9, 0.1, 0.95, 0.9, 0.2, 0.3,
+                                      0.4, 0.6, 0.7, 0.8, 0.05, 0.01])]
+    table = search_review.top_table(records, "valid_accuracy")
+    assert table.splitlines()[0] == "Top 10 of 13 children by reward"
+    rows = _table_rows(table)
+    # Child 1 and 4 tie: the first to reach 0.9 ranks first.
+    assert [row[1] for row in rows] == [3, 1, 4, 10, 9, 8, 0, 7, 6, 5]
+    assert rows[0][3] == "-"  # child 3 has no accuracy (diverged)
+    assert rows[1][4] == "t1 | x"  # the pipe is escaped, not a new column
+    assert search_review.top_table([], "valid_ppl").splitlines()[0] == (
+        "Top 0 of 0 children by reward")

@@ -155,13 +155,19 @@ class HighwayDagCell(_ArchitectureCell):
         self.output_size = self.units
 
     def build(self, input_shape):
-        self.node_kernels = [self.add_weight(
+        kernels = [self.add_weight(
             (input_shape[-1] + self.units, 2 * self.units), self._uniform(),
             name="node0_kernel")]
         for i in range(1, self.dag.num_states):
-            self.node_kernels.append(self.add_weight(
+            kernels.append(self.add_weight(
                 (self.units, 2 * self.units), self._uniform(),
                 name=f"node{i}_kernel"))
+        # One attribute per kernel: tf.train.Checkpoint does not look into
+        # a Keras layer's Python lists, so a list alone would leave the
+        # cell's weights out of every checkpoint.
+        for i, kernel in enumerate(kernels):
+            setattr(self, f"node{i}_kernel", kernel)
+        self.node_kernels = kernels
 
     def _highway(self, s_prev, projected, activation):
         a, b = tf.split(projected, 2, axis=-1)

@@ -171,15 +171,33 @@ def _crop_and_flip(images, offsets, flips):
     return tf.gather(cropped, cols, axis=2, batch_dims=1)
 
 
+def cutout_mask(centres, size: int, length: int):
+    """[batch, size, size, 1] masks: 0 inside the `length`-sided square
+    around each (row, column) centre, clipped at the border, 1 elsewhere."""
+    positions = tf.range(size)[None, :]
+
+    def inside(centre):
+        return ((positions >= centre[:, None] - length // 2) &
+                (positions < centre[:, None] + length // 2))
+
+    rows, cols = inside(centres[:, 0]), inside(centres[:, 1])
+    square = rows[:, :, None] & cols[:, None, :]
+    return 1.0 - tf.cast(square, tf.float32)[..., None]
+
+
 def train_dataset(data: ImageData, batch_size: int, seed: int,
-                  epoch: int = 0, augment: bool = True) -> tf.data.Dataset:
+                  epoch: int = 0, augment: bool = True,
+                  cutout: int = 0) -> tf.data.Dataset:
     """One epoch of (float32 normalised images, int32 labels) batches.
 
     The order and every image's crop offset and flip are drawn from
     `(seed, epoch)` (the draws are indexed by the image, not its batch), so
     the same arguments always give the same batches and successive epochs
     differ. A trainer asks for epoch 0, 1, 2, ... in turn. The last partial
-    batch is dropped: `len(train) // batch_size` batches.
+    batch is dropped: `len(train) // batch_size` batches. `cutout` > 0
+    zeroes a `cutout`-sided square of every normalised image (DARTS's
+    Cutout: its centre anywhere in the image, the square clipped at the
+    border).
     """
     n = len(data.train_labels)
     if batch_size < 1 or batch_size > n:
@@ -191,14 +209,19 @@ def train_dataset(data: ImageData, batch_size: int, seed: int,
     order = rng.permutation(n)
     offsets = rng.integers(0, 2 * PAD + 1, size=(n, 2), dtype=np.int32)
     flips = rng.random(n) < 0.5
+    # Drawn after the others so that cutout leaves them unchanged.
+    centres = rng.integers(0, data.image_size, size=(n, 2), dtype=np.int32)
     dataset = tf.data.Dataset.from_tensor_slices(
         (data.train_images[order], data.train_labels[order].astype(np.int32),
-         offsets[order], flips[order]))
+         offsets[order], flips[order], centres[order]))
 
-    def prepare(images, labels, offsets, flips):
+    def prepare(images, labels, offsets, flips, centres):
         if augment:
             images = _crop_and_flip(images, offsets, flips)
-        return _normalize(data, images), labels
+        images = _normalize(data, images)
+        if cutout:
+            images = images * cutout_mask(centres, data.image_size, cutout)
+        return images, labels
 
     # Augmenting whole batches is several times faster than image by image.
     return (dataset.batch(batch_size, drop_remainder=True)

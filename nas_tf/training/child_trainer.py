@@ -5,8 +5,7 @@ search training split, validated after the epochs its reward reads). A
 custom loop with ``strategy.run`` (DESIGN: ``Model.fit`` is slow or broken
 under tf.distribute); one compiled function per epoch, so a child costs one
 trace. Nothing of a child stays registered with TensorFlow once it is
-dropped (see ``momentum_sgd`` and ``distribute.split_batch``), so a search's
-memory stays flat.
+dropped (see ``replica_loop``), so a search's memory stays flat.
 """
 
 import dataclasses
@@ -15,13 +14,13 @@ import math
 import time
 import warnings
 
-import keras
 import tensorflow as tf
 
-from nas_tf import distribute
 from nas_tf.config import _raise_on_failed
 from nas_tf.data import images
 from nas_tf.training import momentum_sgd
+from nas_tf.training import replica_loop
+from nas_tf.training import schedules
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -103,8 +102,7 @@ class ChildTrainConfig:
     def epoch_learning_rate(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``."""
         if self.lr_schedule == "cosine":
-            return 0.5 * self.learning_rate * (
-                1 + math.cos(math.pi * epoch / self.epochs))
+            return schedules.cosine(epoch, self.epochs, self.learning_rate)
         return self.learning_rate
 
 
@@ -130,11 +128,6 @@ class ChildResult:
     first_epoch_seconds: float
 
 
-def _logits(outputs):
-    # Children with an auxiliary head return [logits, aux_logits].
-    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-
-
 def train_child(model, data: images.ImageData, config: ChildTrainConfig,
                 strategy: tf.distribute.Strategy, seed: int) -> ChildResult:
     """Trains ``model`` (built inside ``strategy.scope()``) on ``data``'s
@@ -145,42 +138,13 @@ def train_child(model, data: images.ImageData, config: ChildTrainConfig,
         optimizer = momentum_sgd.MomentumSgd(
             variables, config.learning_rate, momentum=config.momentum,
             nesterov=config.nesterov, weight_decay=config.weight_decay)
-    global_batch = config.batch_size
-
-    def gradient_step(batch):
-        x, y = batch
-        with tf.GradientTape() as tape:
-            logits = _logits(model(x, training=True))
-            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(
-                y, logits, from_logits=True)) / global_batch
-        return loss, tape.gradient(loss, variables)
-
-    def eval_step(batch):
-        x, y = batch
-        logits = _logits(model(x, training=config.eval_batch_stats))
-        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                        tf.cast(y, tf.int32))
-        return tf.reduce_sum(tf.cast(hits, tf.float32))
-
-    @tf.function
-    def train_epoch(dataset):
-        total, steps = tf.constant(0.0), tf.constant(0.0)
-        for batch in dataset:
-            loss, grads = strategy.run(
-                gradient_step, (distribute.split_batch(strategy, batch),))
-            optimizer.apply(strategy, grads)
-            total += strategy.reduce("SUM", loss, axis=None)
-            steps += 1.0
-        return total / tf.maximum(steps, 1.0)
-
-    @tf.function
-    def evaluate(dataset):
-        hits = tf.constant(0.0)
-        for batch in dataset:
-            hits += strategy.reduce("SUM", strategy.run(
-                eval_step, (distribute.split_batch(strategy, batch),)),
-                axis=None)
-        return hits
+    train_epoch = replica_loop.compile_train_epoch(
+        strategy, model,
+        lambda outputs, labels: replica_loop.cross_entropy(
+            labels, replica_loop.logits_of(outputs), config.batch_size),
+        variables, optimizer)
+    evaluate = replica_loop.compile_evaluate(strategy, model,
+                                             config.eval_batch_stats)
 
     def epoch_data(epoch):
         train = images.train_dataset(data, config.batch_size, seed, epoch,
@@ -195,7 +159,7 @@ def train_child(model, data: images.ImageData, config: ChildTrainConfig,
     first_epoch = 0.0
     for epoch in range(config.epochs):
         optimizer.learning_rate.assign(config.epoch_learning_rate(epoch))
-        loss = float(train_epoch(epoch_data(epoch)))
+        loss = float(train_epoch(epoch_data(epoch), 0)[0])
         losses.append(loss)
         if not math.isfinite(loss):
             diverged = True

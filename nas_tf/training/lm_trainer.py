@@ -11,7 +11,9 @@ perplexity. enas_lm's fixed model is the same loop with its own settings
 """
 
 import dataclasses
+import json
 import math
+import os
 import time
 from typing import Callable, List, Optional
 
@@ -19,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf import config as config_lib
+from nas_tf import fileio
 from nas_tf.data import lm_batches
 from nas_tf.data import lm_corpus
 
@@ -66,12 +69,19 @@ class LmTrainer:
       config: ``LmTrainConfig``.
       logdir: Where TensorBoard events go (``lm/*`` scalars); None: none.
       log: Receives progress lines.
+      checkpoint_dir: Checkpoint here after every epoch and resume from the
+        last one; None: no checkpoints (search children).
     """
+
+    # Beside the checkpoints: what run() tracks in Python (epoch, best
+    # losses, the window sampler's state), written after each checkpoint.
+    PROGRESS_FILE = "lm_progress.json"
 
     def __init__(self, model, corpus: lm_corpus.LmCorpus,
                  config: config_lib.LmTrainConfig,
                  logdir: Optional[str] = None,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print,
+                 checkpoint_dir: Optional[str] = None):
         lm_corpus.check_vocab_size(corpus, model.lm_config.vocab_size)
         if not model.built:
             model.build()
@@ -90,6 +100,14 @@ class LmTrainer:
         self.asgd_eta = tf.Variable(config.learning_rate, trainable=False)
         self.writer = (tf.summary.create_file_writer(logdir) if logdir
                        else tf.summary.create_noop_writer())
+        self.manager = None
+        if checkpoint_dir:
+            self.best = [tf.Variable(w.numpy(), trainable=False)
+                         for w in self.weights]
+            self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(
+                model=model, averages=self.averages, best=self.best,
+                average_count=self.average_count, asgd_eta=self.asgd_eta),
+                checkpoint_dir, max_to_keep=2)
         state_spec = [tf.TensorSpec([None, n], tf.float32)
                       for n in model.cell.state_size]
         tokens = tf.TensorSpec([None, None], tf.int32)
@@ -236,12 +254,17 @@ class LmTrainer:
         rng = np.random.default_rng(cfg.seed)
         history, best_losses = [], []
         stored_loss, best_weights = math.inf, None
-        averaging_epoch, steps = None, 0
-        self.log(f"training {self.model.space.name} "
-                 f"{self.model.space.format(self.model.architecture)} on "
-                 f"{self.corpus.name}: {self.train_data.size} train words, "
-                 f"batch {cfg.batch_size}, bptt {cfg.bptt}")
-        for epoch in range(1, cfg.epochs + 1):
+        averaging_epoch, steps, done = None, 0, 0
+        resumed = self._resume(rng)
+        if resumed:
+            (done, steps, stored_loss, best_losses, averaging_epoch,
+             history) = (resumed[k] for k in (
+                 "epoch", "steps", "stored_loss", "best_losses",
+                 "averaging_epoch", "history"))
+            if math.isfinite(stored_loss):
+                best_weights = [b.numpy() for b in self.best]
+            self.log(f"resuming after epoch {done}")
+        for epoch in range(done + 1, cfg.epochs + 1):
             began = time.time()
             averaging = averaging_epoch is not None
             train_nll, batches = self._train_epoch(epoch, rng, averaging,
@@ -277,6 +300,10 @@ class LmTrainer:
                          f"switching to averaged SGD")
             if not averaging:
                 best_losses.append(val_loss)
+            self._checkpoint(dict(
+                epoch=epoch, steps=steps, stored_loss=stored_loss,
+                best_losses=best_losses, averaging_epoch=averaging_epoch,
+                history=history, rng=rng.bit_generator.state), best_weights)
             if cfg.max_steps and steps >= cfg.max_steps:
                 break
         if best_weights is None:
@@ -284,6 +311,11 @@ class LmTrainer:
                 f"the validation loss was never finite in {len(history)} "
                 f"epochs; the model diverged")
         self._restore(best_weights)
+        if self.manager is not None:
+            # The last checkpoint holds the weights the result reports (an
+            # export reads the model from it); resuming still finds the
+            # last epoch's pair, which is kept.
+            self.manager.save(checkpoint_number=len(history) + 1)
         test_loss = self.evaluate(self.test_data) if test else math.nan
         result = LmResult(perplexity(stored_loss),
                           perplexity(test_loss) if test else math.nan,
@@ -294,6 +326,38 @@ class LmTrainer:
         self.log(f"best valid ppl {result.valid_ppl:.2f} | test ppl "
                  f"{result.test_ppl:.2f}")
         return result
+
+    def _checkpoint(self, progress, best_weights):
+        if self.manager is None:
+            return
+        if best_weights is not None:
+            for variable, value in zip(self.best, best_weights):
+                variable.assign(value)
+        self.manager.save(checkpoint_number=progress["epoch"])
+        fileio.write_file_atomically(
+            os.path.join(self.manager.directory, self.PROGRESS_FILE),
+            json.dumps(progress))
+
+    def _resume(self, rng) -> Optional[dict]:
+        """Restores the checkpoint the progress file names (a kill between
+        the two writes leaves the previous pair, which is still kept)."""
+        if self.manager is None:
+            return None
+        path = os.path.join(self.manager.directory, self.PROGRESS_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            progress = json.load(f)
+        name = f"ckpt-{progress['epoch']}"
+        matches = [c for c in self.manager.checkpoints
+                   if os.path.basename(c) == name]
+        if not matches:
+            raise ValueError(f"{self.manager.directory}: the checkpoint of "
+                             f"epoch {progress['epoch']} is missing")
+        self.manager.checkpoint.restore(
+            matches[0]).assert_existing_objects_matched()
+        rng.bit_generator.state = progress["rng"]
+        return progress
 
     def _summaries(self, step, record):
         with self.writer.as_default():

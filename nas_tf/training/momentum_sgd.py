@@ -37,13 +37,18 @@ class MomentumSgd(tf.Module):
       nesterov: Nesterov momentum.
       weight_decay: Coupled L2: ``weight_decay * w`` added to each gradient
         before the momentum (TF1 and PyTorch style).
+      clip_norm: Rescales the summed gradients so their global norm is at
+        most this, before the weight decay (DARTS ``clip_grad_norm_``,
+        NASNet ``clip_gradient_norm``); 0: off.
     """
 
     def __init__(self, variables, learning_rate: float, momentum: float = 0.9,
-                 nesterov: bool = True, weight_decay: float = 0.0):
+                 nesterov: bool = True, weight_decay: float = 0.0,
+                 clip_norm: float = 0.0):
         super().__init__(name="momentum_sgd")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.weight_decay = float(weight_decay)
+        self.clip_norm = float(clip_norm)
         self._variables = [_tf_variable(v) for v in variables]
         self.learning_rate = tf.Variable(float(learning_rate), trainable=False,
                                          name="learning_rate")
@@ -59,14 +64,22 @@ class MomentumSgd(tf.Module):
         grads = strategy.extended.batch_reduce_to(
             tf.distribute.ReduceOp.SUM,
             list(zip(per_replica_grads, self._variables)))
+        scale = tf.constant(1.0)
+        if self.clip_norm:
+            # Every replica holds the same sums; the norm of one copy is
+            # the norm.
+            norm = tf.linalg.global_norm(
+                [strategy.experimental_local_results(g)[0] for g in grads])
+            scale = self.clip_norm / tf.maximum(norm, self.clip_norm)
         for grad, variable, accumulator in zip(grads, self._variables,
                                                self.accumulators):
             strategy.extended.update(
                 variable, self._update,
-                args=(grad, accumulator, self.learning_rate), group=False)
+                args=(grad, accumulator, self.learning_rate, scale),
+                group=False)
 
-    def _update(self, variable, grad, accumulator, learning_rate):
-        grad = tf.convert_to_tensor(grad)
+    def _update(self, variable, grad, accumulator, learning_rate, scale):
+        grad = tf.convert_to_tensor(grad) * scale
         if self.weight_decay:
             grad += self.weight_decay * variable
         accumulator.assign(self.momentum * accumulator + grad)

@@ -1,0 +1,168 @@
+"""Trains one architecture from scratch into a run directory
+(``trained_run``): the library side of ``scripts/train.py``."""
+
+import dataclasses
+import json
+import os
+from typing import Callable, Optional
+
+import keras
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams
+
+from nas_tf import builders
+from nas_tf import config as config_lib
+from nas_tf import describe
+from nas_tf import distribute
+from nas_tf import drawing
+from nas_tf import trained_run
+from nas_tf.data import images
+from nas_tf.data import ptb
+from nas_tf.data import synthetic_text
+from nas_tf.training import image_trainer
+from nas_tf.training import lm_trainer
+
+# The LM recipe's defaults are DARTS's final PTB training (config.py).
+LM_RECIPE = config_lib.LmTrainConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRequest:
+    """What to train, on what, how.
+
+    Attributes:
+      space: The search space.
+      arch: The architecture (of ``space``).
+      dataset: ``dominoes``, a tfds image dataset, ``ptb`` or
+        ``synthetic_text``.
+      data_dir: TFDS data directory.
+      model: ``ChildConfig`` or ``LmConfig``.
+      recipe: ``ImageTrainConfig`` or ``LmTrainConfig``.
+      preset: The preset's name, for the record.
+      distribute: Strategy kind for image models (``distribute.KINDS``).
+    """
+
+    space: object
+    arch: object
+    dataset: str
+    data_dir: Optional[str]
+    model: object
+    recipe: object
+    preset: str = ""
+    distribute: str = "auto"
+
+    @property
+    def kind(self) -> str:
+        return (trained_run.TEXT if self.space.family == "recurrent"
+                else trained_run.IMAGE)
+
+
+def _spec(request, model_config, normalization=None):
+    return trained_run.TrainedModelSpec(
+        kind=request.kind, space=request.space.name,
+        space_params=dict(request.space.params),
+        architecture=request.space.format(request.arch),
+        model=model_config.to_dict(), dataset=request.dataset,
+        seed=getattr(request.recipe, "seed", 0),
+        normalization=normalization, preset=request.preset,
+        recipe=json.loads(json.dumps(dataclasses.asdict(request.recipe),
+                                     default=list)))
+
+
+def check_logdir(logdir: str, request: TrainingRequest) -> None:
+    """Raises if ``logdir`` holds a run of another architecture or recipe
+    (the image size and normalisation come from the data, so they are not
+    compared)."""
+    path = os.path.join(logdir, trained_run.TRAIN_CONFIG)
+    if not os.path.exists(path):
+        return
+    before = json.loads(trained_run.read_spec(logdir).to_json())
+    now = json.loads(_spec(request, request.model).to_json())
+    changed = sorted(k for k in now if k not in ("model", "normalization")
+                     and before.get(k) != now.get(k))
+    if changed:
+        raise ValueError(
+            f"{logdir} holds a training run with a different "
+            f"{', '.join(changed)}; resume it with its own flags "
+            f"({os.path.join(logdir, 'flags.cfg')}) or use a new --logdir")
+
+
+def _load_text(request):
+    if request.dataset == "ptb":
+        return ptb.load_ptb(request.data_dir)
+    if request.dataset == "synthetic_text":
+        return synthetic_text.synthetic_corpus(request.recipe.seed)
+    raise ValueError(f"dataset={request.dataset!r} is not a text corpus; "
+                     f"language models train on ptb or synthetic_text")
+
+
+def _log_start(logdir, spec, model, request):
+    """hparams (architecture, preset, final metrics) and the drawn
+    architecture, once at step 0."""
+    params, _ = describe.count_params(model)
+    writer = tf.summary.create_file_writer(logdir)
+    metric = ("test/accuracy" if request.kind == trained_run.IMAGE
+              else "lm/test_ppl")
+    with writer.as_default():
+        hparams.hparams_config(
+            hparams=[hparams.HParam(name) for name in
+                     ("architecture", "space", "preset", "dataset")],
+            metrics=[hparams.Metric(metric)])
+        hparams.hparams({"architecture": spec.architecture,
+                         "space": spec.space, "preset": spec.preset or "-",
+                         "dataset": spec.dataset})
+        tf.summary.text("architecture", spec.architecture, step=0)
+        try:
+            png = drawing.draw_architecture(request.space, request.arch)
+            tf.summary.image("architecture_drawing",
+                             tf.io.decode_png(png)[None], step=0)
+        except (ValueError, NotImplementedError):
+            pass  # a space without a drawing still trains
+    writer.flush()
+    return params
+
+
+def train(request: TrainingRequest, logdir: str,
+          log: Callable[[str], None] = print) -> dict:
+    """Trains (or resumes) ``request`` in ``logdir``; writes result.json and
+    returns it."""
+    # Weight initialisation from the run's seed: one --seed, one run.
+    keras.utils.set_random_seed(request.recipe.seed)
+    if request.kind == trained_run.TEXT:
+        corpus = _load_text(request)
+        model = builders.build_model(request.space, request.arch,
+                                     request.model, seed=request.recipe.seed)
+        spec = _spec(request, request.model)
+        trained_run.write_spec(logdir, spec)
+        params = _log_start(logdir, spec, model, request)
+        result = lm_trainer.LmTrainer(model, corpus, request.recipe, logdir,
+                                      log, checkpoint_dir=os.path.join(
+                                          logdir, trained_run.CHECKPOINTS)
+                                      ).run(test=True)
+        record = {"valid_ppl": result.valid_ppl, "test_ppl": result.test_ppl,
+                  "epochs": result.epochs}
+    else:
+        data = images.load_image_data(request.dataset, request.data_dir,
+                                      final=True, seed=request.recipe.seed)
+        model_config = dataclasses.replace(
+            request.model, num_classes=data.num_classes,
+            image_size=data.image_size, image_channels=data.image_channels)
+        strategy = distribute.make_strategy(request.distribute)
+        with strategy.scope():
+            model = builders.build_model(request.space, request.arch,
+                                         model_config)
+        spec = _spec(request, model_config, normalization={
+            "mean": [float(v) for v in data.mean],
+            "std": [float(v) for v in data.std]})
+        trained_run.write_spec(logdir, spec)
+        params = _log_start(logdir, spec, model, request)
+        log(f"training {spec.space} {spec.architecture} ({params:,} "
+            f"parameters) on {data.name}: {len(data.train_labels)} train, "
+            f"{len(data.test_labels)} test images, {strategy.__class__.__name__}"
+            f" with {strategy.num_replicas_in_sync} replica(s)")
+        record = image_trainer.ImageTrainer(
+            model, data, request.recipe, strategy, logdir, log).run()
+    record.update(params=params, architecture=spec.architecture,
+                  space=spec.space, preset=spec.preset)
+    trained_run.write_result(logdir, record)
+    return record

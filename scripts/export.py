@@ -1,0 +1,61 @@
+"""Exports a trained architecture as a SavedModel that runs without nas_tf.
+
+  python scripts/export.py --logdir=runs/qs/final --export_dir=runs/qs/export
+
+--logdir is a run directory of scripts/train.py whose training has finished.
+The SavedModel's serving_default signature takes raw images (pixels 0..255)
+and returns class probabilities, or takes token ids and returns next-token
+logits; its architecture signature returns the architecture's token string
+and search space. Prints the export's path, signatures and architecture.
+"""
+
+import os
+import sys
+
+# Keep TensorFlow's C++ start-up chatter out of the script's output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from nas_tf import export  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("logdir", None, "Finished training run (scripts/train.py "
+                    "--logdir).")
+flags.DEFINE_string("export_dir", None, "SavedModel directory to write.")
+flags.DEFINE_boolean("overwrite", False,
+                     "Replace --export_dir if it already exists.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    missing = [f"--{name}" for name in ("logdir", "export_dir")
+               if not FLAGS[name].value]
+    if missing:
+        print(f"export.py: error: {' and '.join(missing)} required",
+              file=sys.stderr)
+        return 2
+    # SavedModel writing logs INFO lines through absl; the summary is ours.
+    logging.set_verbosity(logging.WARNING)
+    try:
+        result = export.export_trained_model(FLAGS.logdir, FLAGS.export_dir,
+                                             overwrite=FLAGS.overwrite)
+    except (OSError, ValueError) as e:
+        print(f"export.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {FLAGS.logdir} (checkpoint {result.checkpoint}) to "
+          f"{result.export_dir}")
+    print("signatures:")
+    for name, text in result.signatures.items():
+        print(f"  {name}: {text}")
+    print(f"space: {result.space}")
+    print(f"architecture: {result.architecture}")
+    print(f"load it with: tf.saved_model.load({result.export_dir!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,70 @@
+"""scripts/train.py as a user runs it: a finished run, its directory, its
+export and classification, bad flags."""
+
+import json
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from conftest import run_script
+
+ARCH = "1 2 1 3 3 1 1 3 3 1 1 1"  # nasrl_cnn, 3 layers
+SHORT = ["--flagfile=configs/quickstart_train.cfg", "--epochs=2",
+         "--steps_per_epoch=2", "--eval_every=1"]
+
+
+@pytest.mark.slow
+def test_train_writes_a_finished_run_and_refuses_to_redo_it(tmp_path):
+    logdir = tmp_path / "final"
+    code, out, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
+                                f"--logdir={logdir}")
+    assert code == 0, err
+    assert "epoch 2/2" in out and "test acc" in out and "ETA" in out
+    assert "scripts/export.py" in out
+    names = {p.name for p in logdir.iterdir()}
+    assert {"flags.cfg", "train_config.json", "result.json",
+            "checkpoints"} <= names
+    result = json.loads((logdir / "result.json").read_text())
+    assert result["architecture"] == ARCH
+    assert result["preset"] == "quickstart_train"
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    events = event_accumulator.EventAccumulator(
+        str(logdir), size_guidance={"tensors": 0, "images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/accuracy", "train/learning_rate",
+            "test/accuracy"} <= set(tags["tensors"]) | set(tags["scalars"])
+    assert "_hparams_/session_start_info" in tags["tensors"]
+
+    code, out, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
+                                f"--logdir={logdir}")
+    assert code == 0 and "has finished training" in out
+
+    export = tmp_path / "export"
+    code, out, err = run_script("export.py", f"--logdir={logdir}",
+                                f"--export_dir={export}")
+    assert code == 0, err
+    code, out, err = run_script("classify.py", f"--export_dir={export}",
+                                "--num_images=4")
+    assert code == 0, err
+    assert out.count("predicted") == 4 and "/4 correct" in out
+    assert ARCH in out
+
+    code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
+                              "--weight_decay=0", f"--logdir={logdir}")
+    assert code == 2 and "different recipe" in err
+
+
+@pytest.mark.slow
+def test_bad_train_flags_fail_at_once(tmp_path):
+    code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
+                              f"--arch_file={tmp_path}/best_arch.txt",
+                              f"--logdir={tmp_path / 'a'}")
+    assert code == 2 and "exactly one of --arch" in err
+    code, _, err = run_script("train.py", *SHORT, "--arch=9 9 9",
+                              f"--logdir={tmp_path / 'b'}")
+    assert code == 2 and "train.py: error:" in err
+    code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
+                              "--lr_schedule=step", f"--logdir={tmp_path}/c")
+    assert code == 2 and "kind='step'" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
