@@ -335,7 +335,8 @@ class Controller(keras.Model):
                 if step.head in self.soft_bias:
                     logits = logits + self.soft_bias[step.head]
                 logits = self._squash(logits, step.is_op)
-                if step.is_op and cfg.normal_op_bias and step.scope == "normal":
+                if (step.is_op and cfg.normal_op_bias and
+                        step.scope == "normal"):
                     logits = logits + tf.constant(cfg.normal_op_bias,
                                                   logits.dtype)
                 value, lp, ent, sent = _categorical(logits, step_seed, given)

@@ -92,7 +92,8 @@ def export_trained_model(logdir: str, export_dir: str,
         export_dir, overwrite,
         lambda path: tf.saved_model.save(module, path, signatures=signatures))
     return ExportResult(
-        export_dir=export_dir, checkpoint=checkpoint, space=spec.space, architecture=module.architecture.numpy().decode(),
+        export_dir=export_dir, checkpoint=checkpoint, space=spec.space,
+        architecture=module.architecture.numpy().decode(),
         signatures={name: _describe_signature(fn)
                     for name, fn in signatures.items()})
 

@@ -43,16 +43,29 @@ def main(argv):
         print(f"classify.py: error: --num_images={FLAGS.num_images}; it must "
               f"be at least 1", file=sys.stderr)
         return 2
-    model = tf.saved_model.load(FLAGS.export_dir)
-    about = model.signatures["architecture"]()
+    try:
+        model = tf.saved_model.load(FLAGS.export_dir)
+        serve = model.signatures["serving_default"]
+        about = model.signatures["architecture"]()
+        expected = serve.structured_input_signature[1].get("images")
+        if expected is None:
+            raise ValueError("it is not an image classifier (its "
+                             "serving_default takes no images)")
+        data = images.load_image_data(FLAGS.dataset, FLAGS.data_dir,
+                                      seed=FLAGS.seed)
+        if tuple(expected.shape[1:]) != data.test_images.shape[1:]:
+            raise ValueError(f"it takes images of shape "
+                             f"{tuple(expected.shape[1:])}, {FLAGS.dataset}"
+                             f" has {data.test_images.shape[1:]}")
+    except (ConnectionError, OSError, KeyError, ValueError) as e:
+        print(f"classify.py: error: cannot classify {FLAGS.dataset} images "
+              f"with {FLAGS.export_dir}: {e}", file=sys.stderr)
+        return 2
     print(f"loaded {FLAGS.export_dir}: {about['space'].numpy().decode()} "
           f"{about['architecture'].numpy().decode()}")
-    data = images.load_image_data(FLAGS.dataset, FLAGS.data_dir,
-                                  seed=FLAGS.seed)
     count = min(FLAGS.num_images, len(data.test_labels))
     pixels = data.test_images[:count].astype(np.float32)
-    probabilities = model.signatures["serving_default"](
-        images=tf.constant(pixels))["probabilities"].numpy()
+    probabilities = serve(images=tf.constant(pixels))["probabilities"].numpy()
     predicted = probabilities.argmax(axis=-1)
     for i in range(count):
         print(f"image {i}: label {data.test_labels[i]}  predicted "

@@ -159,6 +159,8 @@ _IMAGE_TRAIN_HELP = {
     "aux_weight": "Weight of the auxiliary head's loss.",
     "train_aux_head": "Train the auxiliary head's weights (ENAS: no).",
     "cutout": "Cutout square side for image models (0 = none).",
+    "cutout_anchor": "The cutout square is centred on (DARTS) or starts at "
+                     "(ENAS, corner) a uniform pixel.",
     "label_smoothing": "Label smoothing of image models.",
     "drop_path_ramp": "Drop path grows by epoch (DARTS) or step (NASNet, "
                       "ENAS).",
@@ -195,6 +197,16 @@ def _image_train_defaults() -> dict:
 
 
 _define_recipe_flags(_image_train_defaults(), _IMAGE_TRAIN_HELP)
+
+
+def final_training_only_flags() -> list:
+    """Recipe flags only train.py's image training reads (a search's
+    children do not use them)."""
+    from nas_tf.training import child_trainer
+    shared = {f.name for config in (child_trainer.ChildTrainConfig,
+                                    config_lib.LmTrainConfig)
+              for f in dataclasses.fields(config)}
+    return sorted(set(_image_train_defaults()) - shared)
 
 
 def image_train_config_from_flags():

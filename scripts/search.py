@@ -194,6 +194,12 @@ def main(argv):
         print("search.py: error: --logdir is required", file=sys.stderr)
         return 2
     try:
+        ignored = [f"--{name}"
+                   for name in common_flags.final_training_only_flags()
+                   if FLAGS[name].value is not None]
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)}: scripts/train.py flags; "
+                             "search children do not use them")
         config = config_from_flags()
         search_config.check_search_config(config)
         if config.kind == "image":

@@ -14,7 +14,6 @@ events (scalars, hparams, the architecture drawn) and, once finished,
 result.json, which scripts/export.py needs.
 """
 
-import dataclasses
 import os
 import sys
 
@@ -79,9 +78,8 @@ def request_from_flags() -> final_training.TrainingRequest:
         data_dir=FLAGS.data_dir,
         model=common_flags.model_config_from_flags(space),
         recipe=(common_flags.lm_train_config_from_flags(
-            dataclasses.replace(final_training.LM_RECIPE,
-                                seed=FLAGS.seed or 0))
-                if recurrent else common_flags.image_train_config_from_flags()),
+            final_training.LM_RECIPE) if recurrent
+            else common_flags.image_train_config_from_flags()),
         preset=_preset(), distribute=FLAGS.distribute)
 
 
@@ -109,7 +107,7 @@ def main(argv):
         fileio.write_file_atomically(
             os.path.join(FLAGS.logdir, "flags.cfg"), common_flags.flags_text())
         result = final_training.train(request, FLAGS.logdir)
-    except (ConnectionError, ValueError, FloatingPointError) as e:
+    except (ConnectionError, OSError, ValueError, FloatingPointError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     print(f"finished: {result}")

@@ -1,5 +1,6 @@
 """Final training: drop-path ramps, cutout, the auxiliary loss, resume."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -69,12 +70,19 @@ def test_drop_path_keep_probability_follows_the_ramp(data, tmp_path, ramp,
 
 
 def test_cutout_zeroes_a_clipped_square_and_nothing_else(data):
-    mask = images.cutout_mask(tf.constant([[0, 0], [6, 6]]), 14, 4).numpy()
-    assert mask.shape == (2, 14, 14, 1)
-    # Centre (0, 0): rows and columns -2..1 clipped to 0..1.
+    points = tf.constant([[0, 0], [6, 6], [12, 1]])
+    mask = images.cutout_mask(points, 14, 4).numpy()
+    assert mask.shape == (3, 14, 14, 1)
+    # DARTS: centre (0, 0) covers rows and columns -2..1, clipped to 0..1.
     assert np.argwhere(mask[0, ..., 0] == 0).tolist() == [
         [r, c] for r in (0, 1) for c in (0, 1)]
     assert (mask[1, 4:8, 4:8] == 0).all() and mask[1].sum() == 14 * 14 - 16
+    # ENAS: the square starts at the point, clipped at the bottom right.
+    corner = images.cutout_mask(points, 14, 4, anchor="corner").numpy()
+    assert (corner[1, 6:10, 6:10] == 0).all()
+    assert corner[1].sum() == 14 * 14 - 16
+    assert np.argwhere(corner[2, ..., 0] == 0).tolist() == [
+        [r, c] for r in (12, 13) for c in (1, 2, 3, 4)]
     plain = next(iter(images.train_dataset(data, 8, seed=1, epoch=2)))[0]
     cut = next(iter(images.train_dataset(data, 8, seed=1, epoch=2,
                                          cutout=4)))[0]
@@ -100,16 +108,28 @@ def test_auxiliary_loss_is_weighted_and_enas_leaves_its_head_untrained(
 
     with distribute.make_strategy("one_device").scope():
         model = _cells_model("enas_micro", "ENAS_micro", auxiliary=True)
+    # The auxiliary loss reaches the trunk below the head: the stem's
+    # gradient changes with its weight.
+    x, y = next(iter(images.train_dataset(data, 16, seed=0)))
+    stem = model.trainable_variables[0]
+
+    def stem_gradient(weight):
+        loss_of = image_trainer.loss_fn(dataclasses.replace(
+            config, batch_size=16, aux_weight=weight))
+        with tf.GradientTape() as tape:
+            loss = loss_of(model(x, training=False), y)
+        return tape.gradient(loss, stem).numpy()
+
+    assert not np.allclose(stem_gradient(0.0), stem_gradient(0.4))
     trainer = _trainer(model, data, tmp_path, train_aux_head=False)
     head = [v for l in model.layers if child_model.is_auxiliary(l)
             for v in l.trainable_variables]
-    assert head
+    assert head and not {id(v) for v in head} & {
+        id(v) for v in image_trainer.trained_variables(model, trainer.config)}
     before = [v.numpy() for v in head]
-    trunk = model.get_layer("logits").kernel.numpy()
     trainer.train_epoch(0)
     for v, b in zip(head, before):
         np.testing.assert_array_equal(v.numpy(), b)
-    assert not np.allclose(model.get_layer("logits").kernel.numpy(), trunk)
 
 
 class _Interrupt(Exception):
@@ -169,39 +189,63 @@ def test_a_run_directory_refuses_another_recipe(tmp_path):
     other = _request(weight_decay=0.0)
     with pytest.raises(ValueError, match="different recipe"):
         final_training.check_logdir(str(tmp_path), other)
-    final_training.check_logdir(str(tmp_path), _request())
+    wider = dataclasses.replace(_request(), model=config_lib.ChildConfig(
+        dropout=0.5))
+    with pytest.raises(ValueError, match="different model"):
+        final_training.check_logdir(str(tmp_path), wider)
+    # The preset's name and the data's sizes are not part of the run.
+    final_training.check_logdir(str(tmp_path), dataclasses.replace(
+        _request(), preset="flags", model=config_lib.ChildConfig(
+            num_classes=10, image_size=32)))
+    # Before its first checkpoint a run may start over with other settings.
+    for checkpoint in (tmp_path / trained_run.CHECKPOINTS).iterdir():
+        checkpoint.unlink()
+    final_training.check_logdir(str(tmp_path), other)
 
 
-def test_language_models_resume_from_the_last_epoch(tmp_path, monkeypatch):
+def test_language_models_resume_to_the_uninterrupted_run(tmp_path,
+                                                        monkeypatch):
     corpus = synthetic_text.synthetic_corpus(
         seed=0, num_train_words=8_000, num_valid_words=1_000,
         num_test_words=1_000)
     space = spaces.get_space("darts_rnn", steps=2)
     recipe = config_lib.LmTrainConfig(
-        epochs=2, batch_size=16, eval_batch_size=8, test_batch_size=8,
+        epochs=3, batch_size=16, eval_batch_size=8, test_batch_size=8,
         nonmono=0, log_every=1000)
+    # No dropout: its masks are not checkpointed, everything else is.
+    lm = config_lib.LmConfig(
+        vocab_size=len(corpus.vocab), hidden_size=16, output_dropout=0.0,
+        hidden_dropout=0.0, x_dropout=0.0, input_dropout=0.0,
+        embedding_dropout=0.0)
 
-    def trainer():
-        model = builders.build_model(space, space.sample(0), config_lib.LmConfig(
-            vocab_size=len(corpus.vocab), hidden_size=16), seed=0)
-        return lm_trainer.LmTrainer(model, corpus, recipe, log=lambda l: None,
-                                    checkpoint_dir=str(tmp_path))
+    def run(directory):
+        model = builders.build_model(space, space.sample(0), lm, seed=0)
+        return lm_trainer.LmTrainer(model, corpus, recipe,
+                                    log=lambda line: None,
+                                    checkpoint_dir=str(directory)).run()
 
+    whole = run(tmp_path / "whole")
     original = lm_trainer.LmTrainer._train_epoch
 
-    def stop_at_epoch_2(self, epoch, *args):
-        if epoch == 2:
+    def stop_at_epoch_3(self, epoch, *args):
+        if epoch == 3:
             raise _Interrupt
         return original(self, epoch, *args)
 
     monkeypatch.setattr(lm_trainer.LmTrainer, "_train_epoch",
-                        stop_at_epoch_2)
+                        stop_at_epoch_3)
     with pytest.raises(_Interrupt):
-        trainer().run()
+        run(tmp_path / "cut")
     monkeypatch.setattr(lm_trainer.LmTrainer, "_train_epoch", original)
-    first = json.loads((tmp_path / "lm_progress.json").read_text())
-    assert first["epoch"] == 1
-    result = trainer().run()
-    assert result.epochs == 2
-    assert result.history[0] == first["history"][0]
-    assert np.isfinite(result.test_ppl)
+    progress = json.loads((tmp_path / "cut" / "lm_progress.json").read_text())
+    assert progress["epoch"] == 2
+    resumed = run(tmp_path / "cut")
+
+    def ppls(result):
+        return [(r["train_ppl"], r["valid_ppl"], r["averaged"])
+                for r in result.history]
+
+    # The weights, the best so far and the window sampler's state cross
+    # the interruption.
+    np.testing.assert_allclose(ppls(resumed), ppls(whole), rtol=1e-5)
+    assert resumed.test_ppl == pytest.approx(whole.test_ppl, rel=1e-5)

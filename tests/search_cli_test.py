@@ -95,8 +95,11 @@ def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path):
     code, _, err = _search("--dataset=dominoes", "--validation_size=0",
                            f"--logdir={tmp_path / 'd'}")
     assert code == 2 and "validation_size=0" in err
+    code, _, err = _search("--dataset=dominoes", "--cutout=16",
+                           f"--logdir={tmp_path / 'e'}")
+    assert code == 2 and "--cutout: scripts/train.py flags" in err
     assert time.time() - began < 120
-    assert not any((tmp_path / name).exists() for name in "abcd")
+    assert not any((tmp_path / name).exists() for name in "abcde")
 
     run = tmp_path / "run"
     code, _, err = _search(*TINY, "--num_children=1", f"--logdir={run}")

@@ -68,3 +68,5 @@ def test_bad_train_flags_fail_at_once(tmp_path):
                               "--lr_schedule=step", f"--logdir={tmp_path}/c")
     assert code == 2 and "kind='step'" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    code, _, err = run_script("classify.py", f"--export_dir={tmp_path}")
+    assert code == 2 and "classify.py: error: cannot classify" in err

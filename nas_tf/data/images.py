@@ -171,23 +171,32 @@ def _crop_and_flip(images, offsets, flips):
     return tf.gather(cropped, cols, axis=2, batch_dims=1)
 
 
-def cutout_mask(centres, size: int, length: int):
-    """[batch, size, size, 1] masks: 0 inside the `length`-sided square
-    around each (row, column) centre, clipped at the border, 1 elsewhere."""
+CUTOUT_ANCHORS = ("centre", "corner")
+
+
+def cutout_mask(points, size: int, length: int, anchor: str = "centre"):
+    """[batch, size, size, 1] masks: 0 inside a `length`-sided square, 1
+    elsewhere. `anchor` "centre": the square is centred on each (row,
+    column) point (DARTS's Cutout); "corner": it starts there (ENAS's
+    ``_pre_process``). Either way it is clipped at the border."""
+    if anchor not in CUTOUT_ANCHORS:
+        raise ValueError(f"cutout anchor={anchor!r}; allowed: "
+                         f"{CUTOUT_ANCHORS}")
     positions = tf.range(size)[None, :]
+    shift = length // 2 if anchor == "centre" else 0
 
-    def inside(centre):
-        return ((positions >= centre[:, None] - length // 2) &
-                (positions < centre[:, None] + length // 2))
+    def inside(point):
+        start = point[:, None] - shift
+        return (positions >= start) & (positions < start + length)
 
-    rows, cols = inside(centres[:, 0]), inside(centres[:, 1])
+    rows, cols = inside(points[:, 0]), inside(points[:, 1])
     square = rows[:, :, None] & cols[:, None, :]
     return 1.0 - tf.cast(square, tf.float32)[..., None]
 
 
 def train_dataset(data: ImageData, batch_size: int, seed: int,
-                  epoch: int = 0, augment: bool = True,
-                  cutout: int = 0) -> tf.data.Dataset:
+                  epoch: int = 0, augment: bool = True, cutout: int = 0,
+                  cutout_anchor: str = "centre") -> tf.data.Dataset:
     """One epoch of (float32 normalised images, int32 labels) batches.
 
     The order and every image's crop offset and flip are drawn from
@@ -195,9 +204,8 @@ def train_dataset(data: ImageData, batch_size: int, seed: int,
     the same arguments always give the same batches and successive epochs
     differ. A trainer asks for epoch 0, 1, 2, ... in turn. The last partial
     batch is dropped: `len(train) // batch_size` batches. `cutout` > 0
-    zeroes a `cutout`-sided square of every normalised image (DARTS's
-    Cutout: its centre anywhere in the image, the square clipped at the
-    border).
+    zeroes a `cutout`-sided square of every normalised image, placed at a
+    uniform point by `cutout_anchor` (see `cutout_mask`).
     """
     n = len(data.train_labels)
     if batch_size < 1 or batch_size > n:
@@ -210,17 +218,18 @@ def train_dataset(data: ImageData, batch_size: int, seed: int,
     offsets = rng.integers(0, 2 * PAD + 1, size=(n, 2), dtype=np.int32)
     flips = rng.random(n) < 0.5
     # Drawn after the others so that cutout leaves them unchanged.
-    centres = rng.integers(0, data.image_size, size=(n, 2), dtype=np.int32)
+    points = rng.integers(0, data.image_size, size=(n, 2), dtype=np.int32)
     dataset = tf.data.Dataset.from_tensor_slices(
         (data.train_images[order], data.train_labels[order].astype(np.int32),
-         offsets[order], flips[order], centres[order]))
+         offsets[order], flips[order], points[order]))
 
-    def prepare(images, labels, offsets, flips, centres):
+    def prepare(images, labels, offsets, flips, points):
         if augment:
             images = _crop_and_flip(images, offsets, flips)
         images = _normalize(data, images)
         if cutout:
-            images = images * cutout_mask(centres, data.image_size, cutout)
+            images = images * cutout_mask(points, data.image_size, cutout,
+                                          cutout_anchor)
         return images, labels
 
     # Augmenting whole batches is several times faster than image by image.

@@ -69,17 +69,32 @@ def _spec(request, model_config, normalization=None):
                                      default=list)))
 
 
+# Filled in from the data, so not part of what a resumed run must match.
+_DATA_FIELDS = ("num_classes", "image_size", "image_channels")
+
+
+def _comparable(spec_json: str) -> dict:
+    record = json.loads(spec_json)
+    # The preset is a name for the record: a resume through the run's own
+    # flags.cfg names another file.
+    record.pop("preset")
+    record.pop("normalization")
+    record["model"] = {k: v for k, v in record["model"].items()
+                       if k not in _DATA_FIELDS}
+    return record
+
+
 def check_logdir(logdir: str, request: TrainingRequest) -> None:
-    """Raises if ``logdir`` holds a run of another architecture or recipe
-    (the image size and normalisation come from the data, so they are not
-    compared)."""
+    """Raises if ``logdir`` holds a started run (one with a checkpoint) of
+    another architecture, model or recipe. A run that never finished an
+    epoch may be restarted with other settings."""
     path = os.path.join(logdir, trained_run.TRAIN_CONFIG)
-    if not os.path.exists(path):
+    if not os.path.exists(path) or not tf.train.latest_checkpoint(
+            os.path.join(logdir, trained_run.CHECKPOINTS)):
         return
-    before = json.loads(trained_run.read_spec(logdir).to_json())
-    now = json.loads(_spec(request, request.model).to_json())
-    changed = sorted(k for k in now if k not in ("model", "normalization")
-                     and before.get(k) != now.get(k))
+    before = _comparable(trained_run.read_spec(logdir).to_json())
+    now = _comparable(_spec(request, request.model).to_json())
+    changed = sorted(k for k in now if before.get(k) != now.get(k))
     if changed:
         raise ValueError(
             f"{logdir} holds a training run with a different "
@@ -158,8 +173,9 @@ def train(request: TrainingRequest, logdir: str,
         params = _log_start(logdir, spec, model, request)
         log(f"training {spec.space} {spec.architecture} ({params:,} "
             f"parameters) on {data.name}: {len(data.train_labels)} train, "
-            f"{len(data.test_labels)} test images, {strategy.__class__.__name__}"
-            f" with {strategy.num_replicas_in_sync} replica(s)")
+            f"{len(data.test_labels)} test images, "
+            f"{type(strategy).__name__} with "
+            f"{strategy.num_replicas_in_sync} replica(s)")
         record = image_trainer.ImageTrainer(
             model, data, request.recipe, strategy, logdir, log).run()
     record.update(params=params, architecture=spec.architecture,

@@ -47,6 +47,8 @@ class ImageTrainConfig:
         that.
       cutout: Side of the square zeroed in each training image (DARTS
         ``--cutout`` 16, ENAS micro final 16); 0: none.
+      cutout_anchor: ``centre`` (DARTS: the square centred on a uniform
+        pixel) or ``corner`` (ENAS: it starts at one).
       label_smoothing: Smoothing of the targets (NASNet/DARTS ImageNet 0.1).
       drop_path_ramp: How scheduled drop path grows: ``epoch`` (DARTS,
         ``drop_prob * epoch / epochs``) or ``step`` (NASNet, ENAS: by
@@ -68,6 +70,7 @@ class ImageTrainConfig:
     aux_weight: float = 0.4
     train_aux_head: bool = True
     cutout: int = 0
+    cutout_anchor: str = "centre"
     label_smoothing: float = 0.0
     drop_path_ramp: str = "epoch"
     augment: bool = True
@@ -97,6 +100,8 @@ class ImageTrainConfig:
              "not be negative"),
             (self.cutout >= 0, f"cutout={self.cutout}; it must be 0 (off) "
              "or positive"),
+            (self.cutout_anchor in images.CUTOUT_ANCHORS, f"cutout_anchor="
+             f"{self.cutout_anchor!r}; allowed: {images.CUTOUT_ANCHORS}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing="
              f"{self.label_smoothing}; it must be in [0, 1)"),
             (self.drop_path_ramp in DROP_PATH_RAMPS, f"drop_path_ramp="
@@ -194,7 +199,8 @@ class ImageTrainer:
     def restore(self) -> int:
         """Restores the last checkpoint, if any; returns the epochs done."""
         if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint)
+            self.checkpoint.restore(self.manager.latest_checkpoint
+                                    ).assert_existing_objects_matched()
         return int(self.epoch.numpy())
 
     def test_accuracy(self) -> float:
@@ -209,7 +215,8 @@ class ImageTrainer:
             self.model.set_drop_path_progress(epoch / cfg.epochs)
         dataset = images.train_dataset(self.data, cfg.batch_size, cfg.seed,
                                        epoch, augment=cfg.augment,
-                                       cutout=cfg.cutout)
+                                       cutout=cfg.cutout,
+                                       cutout_anchor=cfg.cutout_anchor)
         if cfg.steps_per_epoch:
             dataset = dataset.take(cfg.steps_per_epoch)
         loss, hits = self._train_epoch(
@@ -238,6 +245,7 @@ class ImageTrainer:
             self.manager.save(checkpoint_number=epoch + 1)
             self._summaries(epoch + 1, record)
             per_epoch = (time.time() - began) / (epoch + 1 - done)
+            left = per_epoch * (cfg.epochs - epoch - 1)
             test = (f"  test acc {record['test_accuracy']:.4f}"
                     if "test_accuracy" in record else "")
             self.log(f"epoch {epoch + 1}/{cfg.epochs}  loss "
@@ -245,7 +253,7 @@ class ImageTrainer:
                      f"{record['accuracy']:.4f}  lr "
                      f"{record['learning_rate']:.5f}{test}  "
                      f"{time.time() - started:.1f} s  ETA "
-                     f"{progress.duration(per_epoch * (cfg.epochs - epoch - 1))}")
+                     f"{progress.duration(left)}")
         if "test_accuracy" not in record:
             record = {"test_accuracy": self.test_accuracy()}
         return {"test_accuracy": record["test_accuracy"],

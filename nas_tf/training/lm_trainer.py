@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from nas_tf import config as config_lib
 from nas_tf import fileio
+from nas_tf import progress
 from nas_tf.data import lm_batches
 from nas_tf.data import lm_corpus
 
@@ -281,13 +282,17 @@ class LmTrainer:
                 self._restore(kept)
             record = dict(epoch=epoch, train_ppl=perplexity(train_nll),
                           valid_ppl=perplexity(val_loss), averaged=averaging,
+                          learning_rate=cfg.epoch_learning_rate(epoch),
                           seconds=time.time() - began)
             history.append(record)
             self._summaries(steps, record)
+            left = (cfg.epochs - epoch) * record["seconds"]
             self.log(f"end of epoch {epoch} | {record['seconds']:.1f} s | "
-                     f"train ppl {record['train_ppl']:.2f} | valid ppl "
+                     f"lr {record['learning_rate']:.4g} | train ppl "
+                     f"{record['train_ppl']:.2f} | valid ppl "
                      f"{record['valid_ppl']:.2f}"
-                     f"{' (averaged weights)' if averaging else ''}")
+                     f"{' (averaged weights)' if averaging else ''} | ETA "
+                     f"{progress.duration(left)}")
             if not averaging and should_start_averaging(
                     best_losses, val_loss, cfg.nonmono):
                 averaging_epoch = epoch
@@ -364,6 +369,8 @@ class LmTrainer:
             tf.summary.scalar("lm/train_ppl", record["train_ppl"], step=step)
             tf.summary.scalar("lm/valid_ppl", record["valid_ppl"], step=step)
             tf.summary.scalar("lm/averaged", float(record["averaged"]),
+                              step=step)
+            tf.summary.scalar("lm/learning_rate", record["learning_rate"],
                               step=step)
         self.writer.flush()
 

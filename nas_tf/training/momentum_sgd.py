@@ -38,8 +38,9 @@ class MomentumSgd(tf.Module):
       weight_decay: Coupled L2: ``weight_decay * w`` added to each gradient
         before the momentum (TF1 and PyTorch style).
       clip_norm: Rescales the summed gradients so their global norm is at
-        most this, before the weight decay (DARTS ``clip_grad_norm_``,
-        NASNet ``clip_gradient_norm``); 0: off.
+        most this, before the weight decay is added (DARTS
+        ``clip_grad_norm_``; NASNet's slim clips the gradient of a loss that
+        holds the decay); 0: off.
     """
 
     def __init__(self, variables, learning_rate: float, momentum: float = 0.9,

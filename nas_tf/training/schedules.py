@@ -1,9 +1,11 @@
 """Learning-rate schedules of the originals, by epoch.
 
 Every original sets the rate once per epoch: DARTS steps PyTorch's
-``CosineAnnealingLR`` / ``StepLR`` after each epoch, ENAS computes SGDR
-from the epoch counter (``utils.get_train_ops``), NASNet's ImageNet decay is
-a staircase. ``learning_rate(epoch)`` is the rate of 0-based ``epoch``.
+``CosineAnnealingLR`` / ``StepLR`` at the start of each epoch (under the
+PyTorch 0.3 it was written for, the first step gives epoch 0 the initial
+rate), ENAS computes SGDR from the epoch counter (``utils.get_train_ops``),
+NASNet's ImageNet decay is a staircase. ``LrSchedule(epoch)`` is the rate
+of 0-based ``epoch``.
 """
 
 import dataclasses
