@@ -31,9 +31,7 @@ from nas_tf import progress
 from nas_tf import search_config
 from nas_tf import search_review
 from nas_tf import strategies
-from nas_tf.data import images
-from nas_tf.data import ptb
-from nas_tf.data import synthetic_text
+from nas_tf.data import loading
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"
@@ -52,12 +50,8 @@ class SearchResult:
 
 def load_search_data(config: search_config.SearchConfig):
     """The data of ``config.dataset``: ``ImageData`` or an ``LmCorpus``."""
-    if config.dataset == "ptb":
-        return ptb.load_ptb(config.data_dir)
-    if config.dataset == "synthetic_text":
-        return synthetic_text.synthetic_corpus(config.seed)
-    return images.load_image_data(config.dataset, config.data_dir,
-                                  config.validation_size, seed=config.seed)
+    return loading.load_dataset(config.dataset, config.data_dir, config.seed,
+                                config.validation_size)
 
 
 def make_strategy(config):

@@ -16,15 +16,10 @@ from nas_tf import reinforce as reinforce_lib
 from nas_tf import reward as reward_lib
 from nas_tf import spaces
 from nas_tf import strategies
+from nas_tf.data import loading
 from nas_tf.strategies import evolution
 from nas_tf.training import child_trainer
 
-TEXT_DATASETS = ("ptb", "synthetic_text")
-
-
-def dataset_kind(name: str) -> str:
-    """``text`` for the language-model corpora, ``image`` otherwise."""
-    return "text" if name in TEXT_DATASETS else "image"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +80,7 @@ class SearchConfig:
 
     @property
     def kind(self) -> str:
-        return dataset_kind(self.dataset)
+        return loading.dataset_kind(self.dataset)
 
     @property
     def batch_size(self) -> int:
@@ -149,7 +144,8 @@ def check_search_config(config: SearchConfig) -> None:
     recurrent = space.family == "recurrent"
     if recurrent != (config.kind == "text"):
         builds = "language models" if recurrent else "image classifiers"
-        wants = (f"a text corpus ({', '.join(TEXT_DATASETS)})" if recurrent
+        corpora = ", ".join(loading.TEXT_DATASETS)
+        wants = (f"a text corpus ({corpora})" if recurrent
                  else "an image dataset (dominoes or a tfds name)")
         raise ValueError(f"space {config.space!r} builds {builds}; dataset "
                          f"{config.dataset!r} does not fit, it needs {wants}")

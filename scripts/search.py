@@ -27,6 +27,7 @@ from nas_tf import search_config
 from nas_tf import spaces
 from nas_tf import strategies
 from nas_tf.data import images
+from nas_tf.data import loading
 
 FLAGS = flags.FLAGS
 
@@ -148,7 +149,7 @@ def config_from_flags() -> search_config.SearchConfig:
         controller_lib.CONTROLLER_PRESETS[preset], "controller_")
     learner = common_flags._set_fields(
         reinforce.REINFORCE_PRESETS[preset], "controller_")
-    kind = search_config.dataset_kind(FLAGS.dataset)
+    kind = loading.dataset_kind(FLAGS.dataset)
     child_train = common_flags.child_train_config_from_flags(
         search_config.SearchConfig.child_train)
     lm_train = common_flags.lm_train_config_from_flags(

@@ -16,9 +16,7 @@ from nas_tf import describe
 from nas_tf import distribute
 from nas_tf import drawing
 from nas_tf import trained_run
-from nas_tf.data import images
-from nas_tf.data import ptb
-from nas_tf.data import synthetic_text
+from nas_tf.data import loading
 from nas_tf.training import image_trainer
 from nas_tf.training import lm_trainer
 
@@ -102,15 +100,6 @@ def check_logdir(logdir: str, request: TrainingRequest) -> None:
             f"({os.path.join(logdir, 'flags.cfg')}) or use a new --logdir")
 
 
-def _load_text(request):
-    if request.dataset == "ptb":
-        return ptb.load_ptb(request.data_dir)
-    if request.dataset == "synthetic_text":
-        return synthetic_text.synthetic_corpus(request.recipe.seed)
-    raise ValueError(f"dataset={request.dataset!r} is not a text corpus; "
-                     f"language models train on ptb or synthetic_text")
-
-
 def _log_start(logdir, spec, model, request):
     """hparams (architecture, preset, final metrics) and the drawn
     architecture, once at step 0."""
@@ -144,7 +133,12 @@ def train(request: TrainingRequest, logdir: str,
     # Weight initialisation from the run's seed: one --seed, one run.
     keras.utils.set_random_seed(request.recipe.seed)
     if request.kind == trained_run.TEXT:
-        corpus = _load_text(request)
+        if loading.dataset_kind(request.dataset) != trained_run.TEXT:
+            raise ValueError(
+                f"dataset={request.dataset!r} is not a text corpus; language"
+                f" models train on {', '.join(loading.TEXT_DATASETS)}")
+        corpus = loading.load_dataset(request.dataset, request.data_dir,
+                                      request.recipe.seed)
         model = builders.build_model(request.space, request.arch,
                                      request.model, seed=request.recipe.seed)
         spec = _spec(request, request.model)
@@ -157,8 +151,12 @@ def train(request: TrainingRequest, logdir: str,
         record = {"valid_ppl": result.valid_ppl, "test_ppl": result.test_ppl,
                   "epochs": result.epochs}
     else:
-        data = images.load_image_data(request.dataset, request.data_dir,
-                                      final=True, seed=request.recipe.seed)
+        if loading.dataset_kind(request.dataset) != trained_run.IMAGE:
+            raise ValueError(
+                f"dataset={request.dataset!r} is a text corpus; "
+                f"{request.space.name} builds image classifiers")
+        data = loading.load_dataset(request.dataset, request.data_dir,
+                                    request.recipe.seed, final=True)
         model_config = dataclasses.replace(
             request.model, num_classes=data.num_classes,
             image_size=data.image_size, image_channels=data.image_channels)

@@ -15,6 +15,7 @@ from typing import Callable
 import tensorflow as tf
 
 from nas_tf import progress
+from nas_tf import trained_run
 from nas_tf.builders import child_model
 from nas_tf.config import _raise_on_failed
 from nas_tf.data import images
@@ -153,7 +154,7 @@ def _steps_per_epoch(data, config) -> int:
 class ImageTrainer:
     """Trains ``model`` (built inside ``strategy.scope()``) on ``data``
     (use the final split: ``images.without_validation``) with ``config``,
-    checkpointing into ``logdir``/checkpoints."""
+    checkpointing into ``logdir`` as ``trained_run`` lays it out."""
 
     def __init__(self, model, data: images.ImageData,
                  config: ImageTrainConfig, strategy, logdir: str,
@@ -175,7 +176,7 @@ class ImageTrainer:
         self.checkpoint = tf.train.Checkpoint(
             model=model, optimizer=self.optimizer, epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(logdir, "checkpoints"),
+            self.checkpoint, os.path.join(logdir, trained_run.CHECKPOINTS),
             max_to_keep=2)
         self.writer = tf.summary.create_file_writer(logdir)
 
