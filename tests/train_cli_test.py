@@ -39,6 +39,9 @@ def test_train_writes_a_finished_run_and_refuses_to_redo_it(tmp_path):
     code, out, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
                                 f"--logdir={logdir}")
     assert code == 0 and "has finished training" in out
+    # The run's own flags.cfg relaunches it (another preset name, same run).
+    code, out, err = run_script("train.py", f"--flagfile={logdir}/flags.cfg")
+    assert code == 0 and "has finished training" in out, err
 
     export = tmp_path / "export"
     code, out, err = run_script("export.py", f"--logdir={logdir}",

@@ -82,13 +82,18 @@ def _comparable(spec_json: str) -> dict:
     return record
 
 
+def _started(logdir: str) -> bool:
+    """The run in ``logdir`` has its spec and at least one checkpoint."""
+    return (os.path.exists(os.path.join(logdir, trained_run.TRAIN_CONFIG))
+            and tf.train.latest_checkpoint(
+                os.path.join(logdir, trained_run.CHECKPOINTS)) is not None)
+
+
 def check_logdir(logdir: str, request: TrainingRequest) -> None:
     """Raises if ``logdir`` holds a started run (one with a checkpoint) of
     another architecture, model or recipe. A run that never finished an
     epoch may be restarted with other settings."""
-    path = os.path.join(logdir, trained_run.TRAIN_CONFIG)
-    if not os.path.exists(path) or not tf.train.latest_checkpoint(
-            os.path.join(logdir, trained_run.CHECKPOINTS)):
+    if not _started(logdir):
         return
     before = _comparable(trained_run.read_spec(logdir).to_json())
     now = _comparable(_spec(request, request.model).to_json())
@@ -98,6 +103,16 @@ def check_logdir(logdir: str, request: TrainingRequest) -> None:
             f"{logdir} holds a training run with a different "
             f"{', '.join(changed)}; resume it with its own flags "
             f"({os.path.join(logdir, 'flags.cfg')}) or use a new --logdir")
+
+
+def _write_spec(logdir, spec):
+    """Writes ``spec``; a resumed run keeps the preset name it started with
+    (resuming through the run's flags.cfg names that file instead)."""
+    if _started(logdir):
+        spec = dataclasses.replace(
+            spec, preset=trained_run.read_spec(logdir).preset)
+    trained_run.write_spec(logdir, spec)
+    return spec
 
 
 def _log_start(logdir, spec, model, request):
@@ -141,8 +156,7 @@ def train(request: TrainingRequest, logdir: str,
                                       request.recipe.seed)
         model = builders.build_model(request.space, request.arch,
                                      request.model, seed=request.recipe.seed)
-        spec = _spec(request, request.model)
-        trained_run.write_spec(logdir, spec)
+        spec = _write_spec(logdir, _spec(request, request.model))
         params = _log_start(logdir, spec, model, request)
         result = lm_trainer.LmTrainer(model, corpus, request.recipe, logdir,
                                       log, checkpoint_dir=os.path.join(
@@ -164,10 +178,9 @@ def train(request: TrainingRequest, logdir: str,
         with strategy.scope():
             model = builders.build_model(request.space, request.arch,
                                          model_config)
-        spec = _spec(request, model_config, normalization={
+        spec = _write_spec(logdir, _spec(request, model_config, normalization={
             "mean": [float(v) for v in data.mean],
-            "std": [float(v) for v in data.std]})
-        trained_run.write_spec(logdir, spec)
+            "std": [float(v) for v in data.std]}))
         params = _log_start(logdir, spec, model, request)
         log(f"training {spec.space} {spec.architecture} ({params:,} "
             f"parameters) on {data.name}: {len(data.train_labels)} train, "
