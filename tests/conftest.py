@@ -80,11 +80,11 @@ def script_command(script, *args):
     return [sys.executable, os.path.join(ROOT, "scripts", script), *args]
 
 
-def run_script(script, *args, timeout=600):
-    """Runs ``scripts/<script>`` from the project root; returns (exit
-    status, stdout, stderr)."""
+def run_script(script, *args, timeout=600, cwd=ROOT):
+    """Runs ``scripts/<script>`` (from the project root unless ``cwd``
+    says otherwise); returns (exit status, stdout, stderr)."""
     import subprocess
-    result = subprocess.run(script_command(script, *args), cwd=ROOT,
+    result = subprocess.run(script_command(script, *args), cwd=cwd,
                             env=script_env(), capture_output=True, text=True,
                             timeout=timeout)
     return result.returncode, result.stdout, result.stderr

@@ -1,26 +1,14 @@
 """scripts/describe.py end to end, as a user runs it: printed figures, the
 drawing, and one-line errors without tracebacks."""
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import pytest
 
+from conftest import run_script
 from nas_tf.spaces.published import PUBLISHED
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _describe(*args):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "describe.py"), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    return result.returncode, result.stdout, result.stderr
+    return run_script("describe.py", *args, timeout=300)
 
 
 def _fields(stdout):

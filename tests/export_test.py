@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import run_script
 from nas_tf import config as config_lib
 from nas_tf import export
 from nas_tf import spaces
 from nas_tf import trained_run
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = pathlib.Path(sys.executable).parent
 NORMALIZATION = {"mean": [0.4], "std": [0.25]}
 
@@ -280,13 +280,7 @@ def test_failed_save_leaves_no_partial_export(runs, tmp_path, monkeypatch,
 
 
 def _script(*args, cwd):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "export.py"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    return result.returncode, result.stdout, result.stderr
+    return run_script("export.py", *args, timeout=300, cwd=cwd)
 
 
 def test_script_prints_what_it_exported(runs, tmp_path):

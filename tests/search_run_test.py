@@ -173,6 +173,17 @@ class _Killed(Exception):
     pass
 
 
+def _dying_log(children, trained):
+    """A log that records child lines in ``trained`` and stops the run
+    (as a kill would) once ``children`` children have trained."""
+    def log(line):
+        if line.startswith("[child"):
+            trained.append(line)
+            if len(trained) == children:
+                raise _Killed()
+    return log
+
+
 def test_interrupted_run_resumes_to_the_uninterrupted_history(tmp_path,
                                                               data):
     config = _config(num_children=6)
@@ -180,15 +191,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_history(tmp_path,
                            lambda line: None)
 
     trained = []
-
-    def die_after_three(line):
-        if line.startswith("[child"):
-            trained.append(line)
-            if len(trained) == 3:  # in the middle of the second batch
-                raise _Killed()
-
-    with pytest.raises(_Killed):
-        run.run_search(config, str(tmp_path / "cut"), data, die_after_three)
+    with pytest.raises(_Killed):  # in the middle of the second batch
+        run.run_search(config, str(tmp_path / "cut"), data,
+                       _dying_log(3, trained))
     resumed = run.run_search(config, str(tmp_path / "cut"), data,
                              lambda line: trained.append(line)
                              if line.startswith("[child") else None)
@@ -292,16 +297,8 @@ def test_review_follows_a_resumed_history(tmp_path, data, monkeypatch):
     rewards = [0.2, 0.5, 0.5, 0.1, 0.7, 0.3, 0.7, 0.05, 0.6, 0.65, 0.9, 0.4]
     _scripted_rewards(monkeypatch, rewards)
     config = _config(strategy="random", num_children=len(rewards))
-    progress = []
-
-    def die_after_five(line):
-        if line.startswith("[child"):
-            progress.append(line)
-            if len(progress) == 5:  # in the middle of the third batch
-                raise _Killed()
-
-    with pytest.raises(_Killed):
-        run.run_search(config, str(tmp_path), data, die_after_five)
+    with pytest.raises(_Killed):  # in the middle of the third batch
+        run.run_search(config, str(tmp_path), data, _dying_log(5, []))
     lines = []
     run.run_search(config, str(tmp_path), data, lines.append)
     records = [json.loads(line) for line in open(tmp_path / "history.jsonl")]

@@ -115,7 +115,7 @@ def _write_spec(logdir, spec):
     return spec
 
 
-def _log_start(logdir, spec, model, request):
+def _log_start(logdir, spec, model, request, log):
     """hparams (architecture, preset, final metrics) and the drawn
     architecture, once at step 0."""
     params, _ = describe.count_params(model)
@@ -135,8 +135,9 @@ def _log_start(logdir, spec, model, request):
             png = drawing.draw_architecture(request.space, request.arch)
             tf.summary.image("architecture_drawing",
                              tf.io.decode_png(png)[None], step=0)
-        except (ValueError, NotImplementedError):
-            pass  # a space without a drawing still trains
+        except Exception as e:  # A figure never stops a training run.
+            log(f"warning: cannot draw the architecture "
+                f"({type(e).__name__}: {e}); training goes on")
     writer.flush()
     return params
 
@@ -157,7 +158,7 @@ def train(request: TrainingRequest, logdir: str,
         model = builders.build_model(request.space, request.arch,
                                      request.model, seed=request.recipe.seed)
         spec = _write_spec(logdir, _spec(request, request.model))
-        params = _log_start(logdir, spec, model, request)
+        params = _log_start(logdir, spec, model, request, log)
         result = lm_trainer.LmTrainer(model, corpus, request.recipe, logdir,
                                       log, checkpoint_dir=os.path.join(
                                           logdir, trained_run.CHECKPOINTS)
@@ -181,7 +182,7 @@ def train(request: TrainingRequest, logdir: str,
         spec = _write_spec(logdir, _spec(request, model_config, normalization={
             "mean": [float(v) for v in data.mean],
             "std": [float(v) for v in data.std]}))
-        params = _log_start(logdir, spec, model, request)
+        params = _log_start(logdir, spec, model, request, log)
         log(f"training {spec.space} {spec.architecture} ({params:,} "
             f"parameters) on {data.name}: {len(data.train_labels)} train, "
             f"{len(data.test_labels)} test images, "
