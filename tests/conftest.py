@@ -88,3 +88,11 @@ def run_script(script, *args, timeout=600, cwd=ROOT):
                             env=script_env(), capture_output=True, text=True,
                             timeout=timeout)
     return result.returncode, result.stdout, result.stderr
+
+
+def without_wall_clock(records):
+    """Search history records without their timing fields, which differ
+    between otherwise identical runs."""
+    return [dict(r, metrics={k: v for k, v in r["metrics"].items()
+                             if not k.endswith("seconds")}, wall_time=None)
+            for r in records]

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import ROOT, run_script, script_command, script_env
+from conftest import without_wall_clock
 
 # A tiny search: 6 children of 2 layers, one short epoch each.
 TINY = ["--flagfile=configs/quickstart.cfg", "--num_children=6",
@@ -21,14 +22,8 @@ def _search(*args, timeout=600):
 
 
 def _history(logdir):
-    records = []
-    for line in open(os.path.join(logdir, "history.jsonl")):
-        record = json.loads(line)
-        record.pop("wall_time")
-        record["metrics"] = {k: v for k, v in record["metrics"].items()
-                             if not k.endswith("seconds")}
-        records.append(record)
-    return records
+    with open(os.path.join(logdir, "history.jsonl")) as f:
+        return without_wall_clock([json.loads(line) for line in f])
 
 
 def _lines(path):

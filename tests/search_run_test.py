@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+from conftest import without_wall_clock
+
 from nas_tf import children
 from nas_tf import config as config_lib
 from nas_tf import reinforce
@@ -36,18 +38,6 @@ def _config(**changes):
             epochs=2, batch_size=32, learning_rate=0.05, steps_per_epoch=2,
             reward_epochs=1))
     return dataclasses.replace(base, **changes)
-
-
-def _comparable(records):
-    """History without wall-clock figures."""
-    out = []
-    for r in records:
-        r = dict(r)
-        r.pop("wall_time")
-        r["metrics"] = {k: v for k, v in r["metrics"].items()
-                        if not k.endswith("seconds")}
-        out.append(r)
-    return out
 
 
 def _events(logdir):
@@ -198,7 +188,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_history(tmp_path,
                              lambda line: trained.append(line)
                              if line.startswith("[child") else None)
     assert len(trained) == 6  # no child trained twice
-    assert _comparable(resumed.history) == _comparable(whole.history)
+    assert (without_wall_clock(resumed.history) ==
+            without_wall_clock(whole.history))
 
 
 def test_resume_refuses_a_different_config(tmp_path, data):
