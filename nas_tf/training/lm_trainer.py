@@ -265,6 +265,10 @@ class LmTrainer:
             if math.isfinite(stored_loss):
                 best_weights = [b.numpy() for b in self.best]
             self.log(f"resuming after epoch {done}")
+        self.log(f"training {self.model.space.name} "
+                 f"{self.model.space.format(self.model.architecture)} on "
+                 f"{self.corpus.name}: {self.train_data.size} train words, "
+                 f"batch {cfg.batch_size}, bptt {cfg.bptt}")
         for epoch in range(done + 1, cfg.epochs + 1):
             began = time.time()
             averaging = averaging_epoch is not None
@@ -332,16 +336,16 @@ class LmTrainer:
                  f"{result.test_ppl:.2f}")
         return result
 
-    def _checkpoint(self, progress, best_weights):
+    def _checkpoint(self, state, best_weights):
         if self.manager is None:
             return
         if best_weights is not None:
             for variable, value in zip(self.best, best_weights):
                 variable.assign(value)
-        self.manager.save(checkpoint_number=progress["epoch"])
+        self.manager.save(checkpoint_number=state["epoch"])
         fileio.write_file_atomically(
             os.path.join(self.manager.directory, self.PROGRESS_FILE),
-            json.dumps(progress))
+            json.dumps(state))
 
     def _resume(self, rng) -> Optional[dict]:
         """Restores the checkpoint the progress file names (a kill between
@@ -352,17 +356,17 @@ class LmTrainer:
         if not os.path.exists(path):
             return None
         with open(path) as f:
-            progress = json.load(f)
-        name = f"ckpt-{progress['epoch']}"
+            state = json.load(f)
+        name = f"ckpt-{state['epoch']}"
         matches = [c for c in self.manager.checkpoints
                    if os.path.basename(c) == name]
         if not matches:
             raise ValueError(f"{self.manager.directory}: the checkpoint of "
-                             f"epoch {progress['epoch']} is missing")
+                             f"epoch {state['epoch']} is missing")
         self.manager.checkpoint.restore(
             matches[0]).assert_existing_objects_matched()
-        rng.bit_generator.state = progress["rng"]
-        return progress
+        rng.bit_generator.state = state["rng"]
+        return state
 
     def _summaries(self, step, record):
         with self.writer.as_default():
