@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from nas_tf import config  # noqa: E402
-from nas_tf import fileio  # noqa: E402
+from nas_tf.utils import fileio  # noqa: E402
 from nas_tf import spaces  # noqa: E402
 from nas_tf.builders import build_model  # noqa: E402
 

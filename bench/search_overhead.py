@@ -40,14 +40,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.eager import context as eager_context  # noqa: E402
 
-from nas_tf import children  # noqa: E402
+from nas_tf.search import children  # noqa: E402
 from nas_tf import controller as controller_lib  # noqa: E402
 from nas_tf import distribute  # noqa: E402
-from nas_tf import fileio  # noqa: E402
-from nas_tf import reinforce  # noqa: E402
-from nas_tf import search_config  # noqa: E402
+from nas_tf.utils import fileio  # noqa: E402
+from nas_tf.controller import reinforce  # noqa: E402
+from nas_tf.search import search_config  # noqa: E402
 from nas_tf import spaces  # noqa: E402
-from nas_tf.data import images  # noqa: E402
+from nas_tf.data import datasets  # noqa: E402
 from nas_tf.training.child_trainer import ChildTrainConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -304,7 +304,7 @@ def main(argv):
               f"{ms['sample']:.2f}, update {ms['update']:.2f}; traces "
               f"{case['trace_seconds']})", flush=True)
 
-    data = images.load_image_data("dominoes", seed=FLAGS.seed)
+    data = datasets.load_image_data("dominoes", seed=FLAGS.seed)
     strategy = distribute.make_strategy("auto")
     print(f"Per-child overhead ({type(strategy).__name__}):", flush=True)
     rows = _child_overhead(data, strategy, log)

@@ -1,7 +1,7 @@
 """SavedModel export of a trained network, runnable without nas_tf.
 
 ``export_trained_model(logdir, export_dir)`` reads a finished training run
-(see ``nas_tf.trained_run``) and writes a SavedModel with two signatures:
+(see ``nas_tf.training.trained_run``) and writes a SavedModel with two signatures:
 
 - ``serving_default``: an image classifier takes ``images`` [batch, H, W, C]
   as raw pixels 0..255 and returns class ``probabilities``; the training
@@ -31,7 +31,7 @@ import tempfile
 
 import tensorflow as tf
 
-from nas_tf import trained_run
+from nas_tf.training import trained_run
 
 SERVING_SIGNATURE = "serving_default"
 ARCHITECTURE_SIGNATURE = "architecture"

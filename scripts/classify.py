@@ -19,7 +19,7 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from nas_tf.data import images  # noqa: E402
+from nas_tf.data import datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "SavedModel written by "
@@ -51,7 +51,7 @@ def main(argv):
         if expected is None:
             raise ValueError("it is not an image classifier (its "
                              "serving_default takes no images)")
-        data = images.load_image_data(FLAGS.dataset, FLAGS.data_dir,
+        data = datasets.load_image_data(FLAGS.dataset, FLAGS.data_dir,
                                       seed=FLAGS.seed)
         if tuple(expected.shape[1:]) != data.test_images.shape[1:]:
             raise ValueError(f"it takes images of shape "

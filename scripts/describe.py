@@ -19,7 +19,7 @@ from absl import flags
 import common_flags
 from nas_tf import describe
 from nas_tf import drawing
-from nas_tf import fileio
+from nas_tf.utils import fileio
 from nas_tf import spaces
 from nas_tf.builders import build_model
 

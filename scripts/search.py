@@ -20,14 +20,13 @@ from absl import logging
 import common_flags
 from nas_tf import controller as controller_lib
 from nas_tf import distribute
-from nas_tf import fileio
-from nas_tf import reinforce
-from nas_tf import run
-from nas_tf import search_config
+from nas_tf.utils import fileio
+from nas_tf.controller import reinforce
+from nas_tf.search import run
+from nas_tf.search import search_config
 from nas_tf import spaces
 from nas_tf import strategies
-from nas_tf.data import images
-from nas_tf.data import loading
+from nas_tf.data import datasets
 
 FLAGS = flags.FLAGS
 
@@ -149,7 +148,7 @@ def config_from_flags() -> search_config.SearchConfig:
         controller_lib.CONTROLLER_PRESETS[preset], "controller_")
     learner = common_flags._set_fields(
         reinforce.REINFORCE_PRESETS[preset], "controller_")
-    kind = loading.dataset_kind(FLAGS.dataset)
+    kind = datasets.dataset_kind(FLAGS.dataset)
     child_train = common_flags.child_train_config_from_flags(
         search_config.SearchConfig.child_train)
     lm_train = common_flags.lm_train_config_from_flags(
@@ -204,7 +203,7 @@ def main(argv):
         config = config_from_flags()
         search_config.check_search_config(config)
         if config.kind == "image":
-            images.image_dataset_spec(config.dataset)
+            datasets.image_dataset_spec(config.dataset)
         text = common_flags.flags_text()
         _check_same_flags(FLAGS.logdir, text)
         run.check_run_directory(FLAGS.logdir, config)

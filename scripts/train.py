@@ -23,9 +23,9 @@ from absl import logging
 
 import common_flags
 from nas_tf import distribute
-from nas_tf import fileio
+from nas_tf.utils import fileio
 from nas_tf import spaces
-from nas_tf import trained_run
+from nas_tf.training import trained_run
 from nas_tf.training import final_training
 
 FLAGS = flags.FLAGS

@@ -7,9 +7,9 @@ import tensorflow as tf
 from tensorflow.python.eager import context
 from tensorflow.python.framework import ops
 
-from nas_tf import children
+from nas_tf.search import children
 from nas_tf import distribute
-from nas_tf import search_config
+from nas_tf.search import search_config
 from nas_tf.data import dominoes
 from nas_tf.training import child_trainer
 from nas_tf.training import momentum_sgd

@@ -21,7 +21,7 @@ from conftest import run_script
 from nas_tf import config as config_lib
 from nas_tf import export
 from nas_tf import spaces
-from nas_tf import trained_run
+from nas_tf.training import trained_run
 
 BIN = pathlib.Path(sys.executable).parent
 NORMALIZATION = {"mean": [0.4], "std": [0.25]}

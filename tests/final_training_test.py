@@ -11,7 +11,7 @@ from nas_tf import builders
 from nas_tf import config as config_lib
 from nas_tf import distribute
 from nas_tf import spaces
-from nas_tf import trained_run
+from nas_tf.training import trained_run
 from nas_tf.builders import child_model
 from nas_tf.data import dominoes
 from nas_tf.data import images

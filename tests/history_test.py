@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from nas_tf import history as history_lib
+from nas_tf.search import history as history_lib
 
 
 def _write(path, text):

@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 from nas_tf import spaces
 from nas_tf.builders import build_child
 from nas_tf.config import ChildConfig
+from nas_tf.data import datasets
 from nas_tf.data import dominoes
 from nas_tf.data import images
 from nas_tf.data import netcheck
@@ -92,10 +93,12 @@ def test_dominoes_reject_bad_arguments():
 
 
 def test_load_image_data_draws_dominoes_with_the_seed():
-    data = images.load_image_data("dominoes", validation_size=30, seed=4)
+    data = datasets.load_image_data("dominoes", validation_size=30, seed=4)
     assert [len(data.split(s)[1]) for s in ("train", "valid", "test")] == [
         dominoes.NUM_TRAIN, 30, dominoes.NUM_TEST]
-    final = images.load_image_data("dominoes", final=True, seed=4)
+    assert data.class_names == dominoes.CLASSES
+    final = datasets.load_image_data("dominoes", final=True, seed=4)
+    assert final.class_names == dominoes.CLASSES
     assert len(final.train_labels) == dominoes.NUM_TRAIN + dominoes.NUM_VALID
     assert len(final.valid_labels) == 0
     np.testing.assert_array_equal(final.train_images[:dominoes.NUM_TRAIN],
@@ -229,7 +232,7 @@ def test_unprepared_tfds_data_fails_fast_offline(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     start = time.monotonic()
     with pytest.raises(ConnectionError) as error:
-        images.load_image_data("cifar10", data_dir=str(tmp_path))
+        datasets.load_image_data("cifar10", data_dir=str(tmp_path))
     assert time.monotonic() - start < 5
     assert attempts == [("www.cs.toronto.edu", 443)]
     message = str(error.value)
@@ -254,18 +257,18 @@ def test_archives_in_the_manual_dir_skip_the_reachability_check(
 
 
 def test_unknown_and_unsuitable_datasets_are_named():
-    with pytest.raises(ValueError, match="'cifar_10'.*'dominoes'.*cifar10"):
-        images.load_image_data("cifar_10")
+    with pytest.raises(ValueError, match="'cifar_10'.*cifar10.*dominoes"):
+        datasets.load_image_data("cifar_10")
     with pytest.raises(ValueError, match="'imdb_reviews'.*label, text"):
-        images.image_dataset_spec("imdb_reviews")
+        datasets.image_dataset_spec("imdb_reviews")
 
 
 def test_image_dataset_spec_reads_no_data(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     start = time.monotonic()
-    assert images.image_dataset_spec("cifar10") == (32, 3, 10)
-    assert images.image_dataset_spec("mnist") == (28, 1, 10)
-    assert images.image_dataset_spec("dominoes") == (
+    assert datasets.image_dataset_spec("cifar10") == (32, 3, 10)
+    assert datasets.image_dataset_spec("mnist") == (28, 1, 10)
+    assert datasets.image_dataset_spec("dominoes") == (
         dominoes.IMAGE_SIZE, 1, 3)
     assert time.monotonic() - start < 5
     assert list(tmp_path.iterdir()) == []

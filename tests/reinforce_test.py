@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from nas_tf import controller as controller_lib
-from nas_tf import reinforce
+from nas_tf.controller import reinforce
 from nas_tf import spaces
 
 

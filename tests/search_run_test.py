@@ -11,12 +11,12 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import without_wall_clock
 
-from nas_tf import children
+from nas_tf.search import children
 from nas_tf import config as config_lib
-from nas_tf import reinforce
-from nas_tf import run
-from nas_tf import search_config
-from nas_tf import search_review
+from nas_tf.controller import reinforce
+from nas_tf.search import run
+from nas_tf.search import search_config
+from nas_tf.search import review
 from nas_tf.data import dominoes
 from nas_tf.data import synthetic_text
 from nas_tf.training import child_trainer
@@ -329,7 +329,7 @@ def test_a_failed_drawing_warns_once_and_the_search_goes_on(
         calls.append(arch)
         raise RuntimeError("no figure for this space")
 
-    monkeypatch.setattr(search_review.drawing, "draw_architecture",
+    monkeypatch.setattr(review.drawing, "draw_architecture",
                         cannot_draw)
     lines = []
     result = run.run_search(_config(strategy="random"), str(tmp_path), data,
@@ -368,12 +368,12 @@ def test_top_table_ranks_by_reward_and_keeps_ten():
                 "metrics": {"valid_accuracy": r} if i != 3 else {}}
                for i, r in enumerate([0.5, 0.9, 0.1, 0.95, 0.9, 0.2, 0.3,
                                       0.4, 0.6, 0.7, 0.8, 0.05, 0.01])]
-    table = search_review.top_table(records, "valid_accuracy")
+    table = review.top_table(records, "valid_accuracy")
     assert table.splitlines()[0] == "Top 10 of 13 children by reward"
     rows = _table_rows(table)
     # Child 1 and 4 tie: the first to reach 0.9 ranks first.
     assert [row[1] for row in rows] == [3, 1, 4, 10, 9, 8, 0, 7, 6, 5]
     assert rows[0][3] == "-"  # child 3 has no accuracy (diverged)
     assert rows[1][4] == "t1 | x"  # the pipe is escaped, not a new column
-    assert search_review.top_table([], "valid_ppl").splitlines()[0] == (
+    assert review.top_table([], "valid_ppl").splitlines()[0] == (
         "Top 0 of 0 children by reward")

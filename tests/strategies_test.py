@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nas_tf import controller
-from nas_tf import reinforce
+from nas_tf.controller import reinforce
 from nas_tf import spaces
 from nas_tf import strategies
 from nas_tf.spaces import schema

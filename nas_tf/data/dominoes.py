@@ -179,4 +179,5 @@ def generate_dominoes(seed: int = 0, num_train: int = NUM_TRAIN,
     _check(kwargs)
     splits = [_draw_split(seed, i, kwargs[f"num_{split}"], kwargs)
               for i, split in enumerate(("train", "valid", "test"))]
-    return images_lib.ImageData.from_splits(NAME, len(CLASSES), *splits)
+    return images_lib.ImageData.from_splits(NAME, len(CLASSES), *splits,
+                                            class_names=CLASSES)

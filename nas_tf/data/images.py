@@ -13,9 +13,9 @@ flip are drawn from `(seed, epoch)`, so a trainer asks for epoch 0, 1, 2,
 `load_tfds_images` reads any TFDS dataset with `image` and `label`
 features. Without network access TFDS retries a download for minutes, so it
 first checks in a few seconds that the dataset's download hosts answer and
-otherwise says at once how to provide the data. `load_image_data` also
-knows the datasets generated here (`dominoes`); `image_dataset_spec` gives
-a dataset's image size, channels and classes without loading it.
+otherwise says at once how to provide the data. `tfds_image_spec` gives a
+dataset's image size, channels and classes without loading it. Datasets
+by name, generated ones included, are `nas_tf.data.datasets`.
 """
 
 import dataclasses
@@ -53,6 +53,7 @@ class ImageData:
       num_classes: Classes of the labels.
       mean, std: float32 [C]: per-channel statistics of the training images
         scaled to [0, 1].
+      class_names: The name of each label, where the dataset has them.
     """
 
     name: str
@@ -65,6 +66,7 @@ class ImageData:
     num_classes: int
     mean: np.ndarray
     std: np.ndarray
+    class_names: tuple = ()
 
     def __post_init__(self):
         images = self.train_images
@@ -92,6 +94,10 @@ class ImageData:
                 raise ValueError(
                     f"{self.name}: {split} labels span {y.min()}..{y.max()}; "
                     f"allowed: 0..{self.num_classes - 1}")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"{self.name}: {len(self.class_names)} class names for "
+                f"{self.num_classes} classes")
         for field in ("mean", "std"):
             value = getattr(self, field)
             if value.dtype != np.float32 or value.shape != (images.shape[3],):
@@ -101,7 +107,7 @@ class ImageData:
 
     @classmethod
     def from_splits(cls, name: str, num_classes: int, train, valid,
-                    test) -> "ImageData":
+                    test, class_names=()) -> "ImageData":
         """Builds the data from (images, labels) pairs, computing mean and
         std on the training images; `valid` or `test` may be None."""
         images = np.asarray(train[0])
@@ -114,7 +120,8 @@ class ImageData:
 
         mean, std = _channel_statistics(images)
         (tx, ty), (vx, vy), (sx, sy) = pair(train), pair(valid), pair(test)
-        return cls(name, tx, ty, vx, vy, sx, sy, int(num_classes), mean, std)
+        return cls(name, tx, ty, vx, vy, sx, sy, int(num_classes), mean, std,
+                   tuple(class_names))
 
     @property
     def image_size(self) -> int:
@@ -263,10 +270,8 @@ def eval_dataset(data: ImageData, split: str,
 
 # -- TFDS --------------------------------------------------------------------
 
-def _embedded_names() -> tuple:
-    # Imported here: the generators build ImageData from this module.
-    from nas_tf.data import dominoes
-    return (dominoes.NAME,)
+class UnknownDataset(ValueError):
+    """tensorflow_datasets has no dataset of that name."""
 
 
 def _builder(name: str, data_dir: Optional[str]):
@@ -275,12 +280,11 @@ def _builder(name: str, data_dir: Optional[str]):
     except tfds.core.registered.DatasetNotFoundError as e:
         hint = next((line.strip() for line in str(e).splitlines()
                      if line.startswith("Did you mean")), "")
-        raise ValueError(
-            f"unknown image dataset {name!r}; use "
-            f"{' or '.join(map(repr, _embedded_names()))} (generated "
-            "offline) or the name of a tensorflow_datasets image "
-            f"classification dataset such as 'cifar10' or 'mnist'"
-            + (f". {hint}" if hint else "")) from None
+        raise UnknownDataset(
+            f"unknown image dataset {name!r}"
+            + (f" ({hint})" if hint else "") + "; use the name of a "
+            "tensorflow_datasets image classification dataset such as "
+            "'cifar10' or 'mnist'") from None
 
 
 def _image_features(builder) -> tuple:
@@ -303,12 +307,9 @@ def _image_features(builder) -> tuple:
     return image, label
 
 
-def image_dataset_spec(name: str) -> tuple[int, int, int]:
-    """(image_size, image_channels, num_classes) of a dataset, read from
-    its description: nothing is downloaded or generated."""
-    if name in _embedded_names():
-        from nas_tf.data import dominoes
-        return dominoes.spec()
+def tfds_image_spec(name: str) -> tuple[int, int, int]:
+    """(image_size, image_channels, num_classes) of a TFDS dataset, read
+    from its description: nothing is downloaded."""
     image, label = _image_features(_builder(name, None))
     return int(image.shape[0]), int(image.shape[2]), int(label.num_classes)
 
@@ -425,7 +426,8 @@ def load_tfds_images(name: str, data_dir: Optional[str] = None,
     if "test" in known or not known:
         test = _in_id_order(_read_split(builder, "test"))
     return ImageData.from_splits(name, label_feature.num_classes,
-                                 (train_x, train_y), valid, test)
+                                 (train_x, train_y), valid, test,
+                                 class_names=label_feature.names)
 
 
 def without_validation(data: ImageData) -> ImageData:
@@ -434,27 +436,5 @@ def without_validation(data: ImageData) -> ImageData:
     train = (np.concatenate([data.train_images, data.valid_images]),
              np.concatenate([data.train_labels, data.valid_labels]))
     return ImageData.from_splits(data.name, data.num_classes, train, None,
-                                 (data.test_images, data.test_labels))
-
-
-def load_image_data(name: str, data_dir: Optional[str] = None,
-                    validation_size: Optional[int] = None,
-                    final: bool = False, seed: int = 0) -> ImageData:
-    """The generated dataset `name` (drawn with `seed`), else the TFDS
-    dataset `name` (`seed` unused: the split is fixed).
-
-    `validation_size` None means the dataset's own: 5,000 for TFDS data
-    (ENAS), the generator's default for generated data. `final` trains on
-    the validation images too and keeps none apart.
-    """
-    if name in _embedded_names():
-        from nas_tf.data import dominoes
-        if validation_size is None:
-            validation_size = dominoes.NUM_VALID
-        data = dominoes.generate_dominoes(seed=seed,
-                                          num_valid=validation_size)
-        return without_validation(data) if final else data
-    if validation_size is None:
-        validation_size = DEFAULT_VALIDATION_SIZE
-    return load_tfds_images(name, data_dir=data_dir,
-                            validation_size=validation_size, final=final)
+                                 (data.test_images, data.test_labels),
+                                 data.class_names)

@@ -6,7 +6,7 @@ reduction in DARTS and ENAS), so each family has its own table. Every builder
 has the signature ``op(x, filters, stride, settings) -> tensor``.
 """
 
-from nas_tf import registry
+from nas_tf.utils import registry
 from nas_tf.ops import conv_ops
 from nas_tf.ops.conv_ops import OpSettings
 

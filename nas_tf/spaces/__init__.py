@@ -3,7 +3,7 @@
 import inspect
 import re
 
-from nas_tf import registry
+from nas_tf.utils import registry
 from nas_tf.spaces import darts_cnn
 from nas_tf.spaces import darts_rnn
 from nas_tf.spaces import enas_macro

@@ -5,7 +5,7 @@ the controller; their rewards make one controller update."""
 import numpy as np
 
 from nas_tf import controller as controller_lib
-from nas_tf import reinforce
+from nas_tf.controller import reinforce
 from nas_tf.strategies import base
 
 

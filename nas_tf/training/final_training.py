@@ -15,8 +15,8 @@ from nas_tf import config as config_lib
 from nas_tf import describe
 from nas_tf import distribute
 from nas_tf import drawing
-from nas_tf import trained_run
-from nas_tf.data import loading
+from nas_tf.training import trained_run
+from nas_tf.data import datasets
 from nas_tf.training import image_trainer
 from nas_tf.training import lm_trainer
 
@@ -149,11 +149,11 @@ def train(request: TrainingRequest, logdir: str,
     # Weight initialisation from the run's seed: one --seed, one run.
     keras.utils.set_random_seed(request.recipe.seed)
     if request.kind == trained_run.TEXT:
-        if loading.dataset_kind(request.dataset) != trained_run.TEXT:
+        if datasets.dataset_kind(request.dataset) != trained_run.TEXT:
             raise ValueError(
                 f"dataset={request.dataset!r} is not a text corpus; language"
-                f" models train on {', '.join(loading.TEXT_DATASETS)}")
-        corpus = loading.load_dataset(request.dataset, request.data_dir,
+                f" models train on {', '.join(datasets.TEXT_DATASETS)}")
+        corpus = datasets.load_dataset(request.dataset, request.data_dir,
                                       request.recipe.seed)
         model = builders.build_model(request.space, request.arch,
                                      request.model, seed=request.recipe.seed)
@@ -166,11 +166,11 @@ def train(request: TrainingRequest, logdir: str,
         record = {"valid_ppl": result.valid_ppl, "test_ppl": result.test_ppl,
                   "epochs": result.epochs}
     else:
-        if loading.dataset_kind(request.dataset) != trained_run.IMAGE:
+        if datasets.dataset_kind(request.dataset) != trained_run.IMAGE:
             raise ValueError(
                 f"dataset={request.dataset!r} is a text corpus; "
                 f"{request.space.name} builds image classifiers")
-        data = loading.load_dataset(request.dataset, request.data_dir,
+        data = datasets.load_dataset(request.dataset, request.data_dir,
                                     request.recipe.seed, final=True)
         model_config = dataclasses.replace(
             request.model, num_classes=data.num_classes,

@@ -14,8 +14,8 @@ from typing import Callable
 
 import tensorflow as tf
 
-from nas_tf import progress
-from nas_tf import trained_run
+from nas_tf.utils import progress
+from nas_tf.training import trained_run
 from nas_tf.builders import child_model
 from nas_tf.config import _raise_on_failed
 from nas_tf.data import images

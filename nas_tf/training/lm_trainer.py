@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf import config as config_lib
-from nas_tf import fileio
-from nas_tf import progress
+from nas_tf.utils import fileio
+from nas_tf.utils import progress
 from nas_tf.data import lm_batches
 from nas_tf.data import lm_corpus
 

@@ -4,7 +4,7 @@ The run directory holds ``config.json`` (the frozen ``SearchConfig``),
 ``history.jsonl`` (one record per child), ``checkpoints/`` (the strategy's
 learned state after every batch), TensorBoard events and, at the end,
 ``best_arch.txt``. Besides the scalars, the events hold a drawing of the best
-architecture and a table of the ten best (``nas_tf/search_review.py``).
+architecture and a table of the ten best (``nas_tf/search/review.py``).
 
 The loop works in batches of ``m`` children. Batch ``b`` is proposed from
 the strategy's state after batch ``b - 1`` and from ``(seed, b)`` alone, so
@@ -23,15 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nas_tf import children
+from nas_tf.search import children
 from nas_tf import distribute
-from nas_tf import fileio
-from nas_tf import history as history_lib
-from nas_tf import progress
-from nas_tf import search_config
-from nas_tf import search_review
+from nas_tf.utils import fileio
+from nas_tf.search import history as history_lib
+from nas_tf.utils import progress
+from nas_tf.search import search_config
+from nas_tf.search import review as search_review
 from nas_tf import strategies
-from nas_tf.data import loading
+from nas_tf.data import datasets
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"
@@ -50,7 +50,7 @@ class SearchResult:
 
 def load_search_data(config: search_config.SearchConfig):
     """The data of ``config.dataset``: ``ImageData`` or an ``LmCorpus``."""
-    return loading.load_dataset(config.dataset, config.data_dir, config.seed,
+    return datasets.load_dataset(config.dataset, config.data_dir, config.seed,
                                 config.validation_size)
 
 

@@ -9,7 +9,7 @@ evaluated twice.
 import json
 import os
 
-from nas_tf import fileio
+from nas_tf.utils import fileio
 
 
 class History:

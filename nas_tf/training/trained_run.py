@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from nas_tf import builders
 from nas_tf import config as config_lib
-from nas_tf import fileio
+from nas_tf.utils import fileio
 from nas_tf import spaces
 
 TRAIN_CONFIG = "train_config.json"

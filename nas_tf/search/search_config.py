@@ -12,11 +12,11 @@ from typing import Optional
 
 from nas_tf import config as config_lib
 from nas_tf import controller as controller_lib
-from nas_tf import reinforce as reinforce_lib
-from nas_tf import reward as reward_lib
+from nas_tf.controller import reinforce as reinforce_lib
+from nas_tf.search import reward as reward_lib
 from nas_tf import spaces
 from nas_tf import strategies
-from nas_tf.data import loading
+from nas_tf.data import datasets
 from nas_tf.strategies import evolution
 from nas_tf.training import child_trainer
 
@@ -46,7 +46,7 @@ class SearchConfig:
         children (sec. 4.1: 6, +2 every 1,600).
       child, child_train: Image children: how they are built and trained.
       lm, lm_train: Language-model children: the same.
-      reward: Reward formula (see ``nas_tf/reward.py``); "" takes NAS-RL's
+      reward: Reward formula (see ``nas_tf/search/reward.py``); "" takes NAS-RL's
         for the dataset kind.
       failed_reward: Reward of a child that cannot be built.
       distribute: ``auto``, ``mirrored`` or ``one_device``.
@@ -80,7 +80,7 @@ class SearchConfig:
 
     @property
     def kind(self) -> str:
-        return loading.dataset_kind(self.dataset)
+        return datasets.dataset_kind(self.dataset)
 
     @property
     def batch_size(self) -> int:
@@ -144,7 +144,7 @@ def check_search_config(config: SearchConfig) -> None:
     recurrent = space.family == "recurrent"
     if recurrent != (config.kind == "text"):
         builds = "language models" if recurrent else "image classifiers"
-        corpora = ", ".join(loading.TEXT_DATASETS)
+        corpora = ", ".join(datasets.TEXT_DATASETS)
         wants = (f"a text corpus ({corpora})" if recurrent
                  else "an image dataset (dominoes or a tfds name)")
         raise ValueError(f"space {config.space!r} builds {builds}; dataset "

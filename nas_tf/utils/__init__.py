@@ -1,0 +1,2 @@
+"""Small helpers shared by the library: atomic files, progress text, name
+registries."""
