@@ -24,7 +24,7 @@ def split_cpu(num_devices: int) -> None:
     except RuntimeError as err:
         existing = len(tf.config.list_logical_devices("CPU"))
         if existing != num_devices:
-            raise RuntimeError(
+            raise ValueError(
                 f"cannot split the CPU into {num_devices} devices: TensorFlow "
                 f"is already initialised with {existing}; split it first"
             ) from err

@@ -47,6 +47,8 @@ class ExportResult:
       space: Search-space name.
       architecture: The architecture's token string.
       signatures: Signature name -> one line on its inputs and outputs.
+      kind: ``image`` (a classifier) or ``text`` (a language model).
+      dataset: The dataset the model was trained on.
     """
 
     export_dir: str
@@ -54,6 +56,8 @@ class ExportResult:
     space: str
     architecture: str
     signatures: dict
+    kind: str
+    dataset: str
 
 
 def export_trained_model(logdir: str, export_dir: str,
@@ -95,7 +99,8 @@ def export_trained_model(logdir: str, export_dir: str,
         export_dir=export_dir, checkpoint=checkpoint, space=spec.space,
         architecture=module.architecture.numpy().decode(),
         signatures={name: _describe_signature(fn)
-                    for name, fn in signatures.items()})
+                    for name, fn in signatures.items()},
+        kind=spec.kind, dataset=spec.dataset)
 
 
 def weights_missing_from_checkpoints(model) -> list:

@@ -1,4 +1,5 @@
-"""Flags shared by the scripts: the search space and the child network.
+"""Flags shared by the scripts: the search space, the child network and
+the training recipes.
 
 Each maps onto the library's plain arguments: ``space_from_flags`` returns a
 ``SearchSpace``, ``child_config_from_flags`` a ``ChildConfig`` and
@@ -8,12 +9,12 @@ the one the space's networks take.
 
 import dataclasses
 import inspect
-import os
 import sys
 
-# Keep TensorFlow's C++ start-up chatter out of the scripts' output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+if __package__:  # imported by an installed nas-* command
+    from nas_tf_cli import command_line  # noqa: F401
+else:  # python scripts/X.py: scripts/ is on sys.path
+    import command_line  # noqa: F401
 from absl import flags  # noqa: E402
 
 from nas_tf import config as config_lib  # noqa: E402
@@ -314,13 +315,77 @@ def lm_train_config_from_flags(base):
 def flags_text() -> str:
     """The effective flags of the running script and this module, one per
     line, as a flagfile (unset flags left out)."""
-    ours = {os.path.splitext(os.path.basename(m))[0]
-            for m in (sys.argv[0], __file__, "__main__")}
+    # absl files the main module's flags under sys.argv[0], an imported
+    # module's under its name.
+    ours = {sys.argv[0], __name__}
     lines = []
     for module, module_flags in FLAGS.flags_by_module_dict().items():
-        if os.path.splitext(os.path.basename(module))[0] not in ours:
+        if module not in ours:
             continue
         for flag in module_flags:
             if flag.value is not None and flag.name != "flagfile":
                 lines.append((flag.name, flag.serialize()))
     return "".join(line + "\n" for _, line in sorted(lines))
+
+
+
+def define_data_flags():
+    """Where a search's or a training run's data lives (call once, from the
+    scripts that load data)."""
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (default: "
+                        "TFDS's own, $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+    flags.DEFINE_string("manual_dir", None,
+                        "PTB offline: a directory holding ptb.train.txt, "
+                        "ptb.valid.txt and ptb.test.txt.")
+
+
+# Model inputs an image dataset decides; unset, they are taken from it.
+DATA_SHAPE_FLAGS = ("image_size", "image_channels", "num_classes")
+
+
+def check_data_fits_model(dataset: str) -> None:
+    """Raises ValueError when the input size, channels or classes set on
+    the command line (or by a preset) disagree with image dataset
+    ``dataset``, whose own values are used where they are left unset."""
+    from nas_tf.data import datasets
+    size, channels, classes = datasets.image_dataset_spec(dataset)
+    data = {"image_size": size, "image_channels": channels,
+            "num_classes": classes}
+    wrong = [f"--{name}={FLAGS[name].value} (it has {value})"
+             for name, value in data.items()
+             if FLAGS[name].present and FLAGS[name].value != value]
+    if wrong:
+        raise ValueError(f"dataset {dataset!r} does not fit "
+                         f"{', '.join(wrong)}; leave these flags unset to "
+                         "take the dataset's")
+
+
+flags.DEFINE_boolean(
+    "deterministic", False, "Turn on TensorFlow's op determinism (exact "
+    "reruns and resumes on GPUs too; on CPU runs are exact without it).")
+
+
+# Flags each script shows with --help (--helpfull shows every flag).
+SPACE_FLAGS = ("space", "num_layers", "num_branches", "num_nodes",
+               "num_blocks", "steps", "base", "extended", "layout", "average",
+               "predict_strides", "pool_layers")
+
+
+def key_flags(recipes: str = "") -> list:
+    """Names of the shared flags a script reads: the space and both model
+    configs; with ``recipes`` "search" or "final" also the training recipes
+    of that script and the data flags."""
+    names = list(SPACE_FLAGS) + ["preset"]
+    for config in (config_lib.ChildConfig, config_lib.LmConfig):
+        names += [f.name for f in dataclasses.fields(config)]
+    if recipes:
+        names += ["data_dir", "manual_dir", "deterministic"]
+        names += [f.name for f in dataclasses.fields(config_lib.LmTrainConfig)]
+    if recipes == "final":
+        names += _image_train_defaults()
+    if recipes == "search":
+        from nas_tf.training import child_trainer
+        names += [f.name for f in dataclasses.fields(
+            child_trainer.ChildTrainConfig)]
+    return sorted(set(names) & set(FLAGS))
+

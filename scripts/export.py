@@ -9,15 +9,13 @@ logits; its architecture signature returns the architecture's token string
 and search space. Prints the export's path, signatures and architecture.
 """
 
-import os
-import sys
+from absl import flags
+from absl import logging
 
-# Keep TensorFlow's C++ start-up chatter out of the script's output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
+if __package__:  # the installed nas-export command
+    from nas_tf_cli import command_line
+else:  # python scripts/export.py: scripts/ is on sys.path
+    import command_line
 
 from nas_tf import export  # noqa: E402
 
@@ -30,22 +28,18 @@ flags.DEFINE_boolean("overwrite", False,
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv
     missing = [f"--{name}" for name in ("logdir", "export_dir")
                if not FLAGS[name].value]
     if missing:
-        print(f"export.py: error: {' and '.join(missing)} required",
-              file=sys.stderr)
-        return 2
+        return command_line.error(f"{' and '.join(missing)} required")
     # SavedModel writing logs INFO lines through absl; the summary is ours.
     logging.set_verbosity(logging.WARNING)
     try:
         result = export.export_trained_model(FLAGS.logdir, FLAGS.export_dir,
                                              overwrite=FLAGS.overwrite)
     except (OSError, ValueError) as e:
-        print(f"export.py: error: {e}", file=sys.stderr)
-        return 2
+        return command_line.error(e)
     print(f"exported {FLAGS.logdir} (checkpoint {result.checkpoint}) to "
           f"{result.export_dir}")
     print("signatures:")
@@ -54,8 +48,13 @@ def main(argv):
     print(f"space: {result.space}")
     print(f"architecture: {result.architecture}")
     print(f"load it with: tf.saved_model.load({result.export_dir!r})")
+    if result.kind == "image":
+        print("classify test images with it:")
+        print("  " + command_line.command(
+            "classify", f"--export_dir={result.export_dir}",
+            f"--dataset={result.dataset}"))
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    command_line.run(main)

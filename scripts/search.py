@@ -1,32 +1,37 @@
 """Runs an architecture search; the same command again resumes it.
 
-  python scripts/search.py --flagfile=configs/quickstart.cfg --logdir=runs/qs
-  python scripts/search.py --flagfile=configs/nasrl_cifar10_search.cfg \
+  python scripts/search.py --preset=quickstart --logdir=runs/qs
+  python scripts/search.py --preset=nasrl_cifar10_search \
       --logdir=runs/nasrl --data_dir=~/tensorflow_datasets
 
 The run directory gets flags.cfg (these flags, relaunchable as a flagfile),
-config.json, history.jsonl, checkpoints/, TensorBoard events and, at the
-end, best_arch.txt. Bad flags stop the script before any data is loaded.
+config.json, history.jsonl, checkpoints/, TensorBoard events (search/) and,
+at the end, best_arch.txt with best_arch.cfg (the space flags it needs).
+Bad flags stop the script before any data is loaded.
 """
 
 import dataclasses
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
-import common_flags
+if __package__:  # the installed nas-search command
+    from nas_tf_cli import command_line
+    from nas_tf_cli import common_flags
+else:  # python scripts/search.py: scripts/ is on sys.path
+    import command_line
+    import common_flags
 from nas_tf import controller as controller_lib
 from nas_tf import distribute
-from nas_tf.utils import fileio
 from nas_tf.controller import reinforce
 from nas_tf.search import run
 from nas_tf.search import search_config
 from nas_tf import spaces
 from nas_tf import strategies
 from nas_tf.data import datasets
+from nas_tf.utils import fileio
+from nas_tf.utils import run_lock
 
 FLAGS = flags.FLAGS
 
@@ -39,7 +44,7 @@ flags.DEFINE_integer("num_children", 12800,
 flags.DEFINE_string("dataset", "cifar10",
                     "dominoes (generated), a tfds image dataset, or ptb / "
                     "synthetic_text for recurrent spaces.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+common_flags.define_data_flags()
 flags.DEFINE_integer("validation_size", None,
                      "Training images held out for validation (tfds: "
                      "5000, the originals' split).")
@@ -60,9 +65,10 @@ flags.DEFINE_integer("depth_start", 6, "Depth schedule: first depth.")
 flags.DEFINE_integer("depth_step", 2, "Depth schedule: layers added.")
 flags.DEFINE_integer("depth_every", 1600,
                      "Depth schedule: children between steps.")
-flags.DEFINE_string("train_flagfile", None,
-                    "The scripts/train.py preset named in the retrain "
-                    "command printed at the end. Unset: the space's flags.")
+flags.DEFINE_string("train_preset", None,
+                    "The train.py preset (a name of configs/ or a flagfile) "
+                    "of the retrain command printed at the end. Unset: "
+                    "train.py's defaults on --dataset.")
 flags.DEFINE_enum("controller_preset", "nasrl",
                   sorted(controller_lib.CONTROLLER_PRESETS),
                   "Controller and REINFORCE settings of an original; the "
@@ -106,6 +112,8 @@ for _cls in (controller_lib.ControllerConfig, reinforce.ReinforceConfig):
             common_flags._DEFINE[type(_default)](
                 f"controller_{_field.name}", None, _help)
 common_flags.define_child_train_flags()
+for _name in common_flags.key_flags("search"):
+    flags.declare_key_flag(_name)
 
 # Flags that name where a run lives, not what it is.
 _NOT_COMPARED = ("logdir",) + run.LOCATION_FIELDS
@@ -157,7 +165,7 @@ def config_from_flags() -> search_config.SearchConfig:
         space=space.name, space_params=dict(space.params),
         strategy=FLAGS.strategy, num_children=FLAGS.num_children,
         seed=0 if FLAGS.seed is None else FLAGS.seed, dataset=FLAGS.dataset,
-        data_dir=FLAGS.data_dir,
+        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
         validation_size=FLAGS.validation_size,
         controller=controller, reinforce=learner,
         population_size=FLAGS.population_size,
@@ -177,22 +185,55 @@ def config_from_flags() -> search_config.SearchConfig:
         distribute=FLAGS.distribute)
 
 
-def _retrain_flags(config) -> str:
-    """The flags that make train.py rebuild this search's children."""
-    if FLAGS.train_flagfile:
-        return f"--flagfile={FLAGS.train_flagfile}"
-    values = [f"--space={config.space}"] + [
-        f"--{name}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
-        for name, v in sorted(config.space_params.items())]
-    return " ".join(values + [f"--dataset={config.dataset}"])
+BEST_SPACE_FILE = "best_arch.cfg"
+
+
+def _space_flags(space_name, params) -> str:
+    """The flags that select ``space_name`` with ``params``, a flagfile."""
+    def text(value):
+        if isinstance(value, (list, tuple)):
+            return ",".join(map(str, value))
+        return value
+
+    lines = [f"--space={space_name}"] + [
+        f"--{name}={text(value)}" for name, value in sorted(params.items())]
+    return "".join(line + "\n" for line in lines)
+
+
+def _report(config, result) -> None:
+    """Prints the best architecture and the commands that retrain, export
+    and use it, runnable as printed from a fresh shell."""
+    logdir = FLAGS.logdir
+    best = os.path.join(logdir, run.BEST_FILE)
+    space_file = os.path.join(logdir, BEST_SPACE_FILE)
+    # The best child's own space: with a depth schedule, not the first one.
+    fileio.write_file_atomically(
+        space_file, _space_flags(result.best_space, result.best_space_params))
+    final, export = os.path.join(logdir, "final"), os.path.join(
+        logdir, "final", "export")
+    recipe = [f"--dataset={config.dataset}"]
+    if FLAGS.train_preset:
+        recipe = [command_line.preset_arg(FLAGS.train_preset)] + recipe
+    print(f"best architecture (reward {result.best_reward:.4f}) in {best}:")
+    print(f"  {result.best_tokens}")
+    print("retrain it from scratch, export it and classify with it:")
+    print("  " + command_line.command(
+        "train", *recipe, f"--flagfile={space_file}", f"--arch_file={best}",
+        f"--logdir={final}"))
+    print("  " + command_line.command("export", f"--logdir={final}",
+                                      f"--export_dir={export}"))
+    if config.kind == "image":
+        print("  " + command_line.command(
+            "classify", f"--export_dir={export}",
+            f"--dataset={config.dataset}"))
+    print("review it in TensorBoard:")
+    print("  " + command_line.tensorboard(logdir))
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv
     if not FLAGS.logdir:
-        print("search.py: error: --logdir is required", file=sys.stderr)
-        return 2
+        return command_line.error("--logdir is required")
     try:
         ignored = [f"--{name}"
                    for name in common_flags.final_training_only_flags()
@@ -203,35 +244,24 @@ def main(argv):
         config = config_from_flags()
         search_config.check_search_config(config)
         if config.kind == "image":
-            datasets.image_dataset_spec(config.dataset)
+            common_flags.check_data_fits_model(config.dataset)
         text = common_flags.flags_text()
         _check_same_flags(FLAGS.logdir, text)
         run.check_run_directory(FLAGS.logdir, config)
     except (spaces.SpaceError, ValueError) as e:
-        print(f"search.py: error: {e}", file=sys.stderr)
-        return 2
+        return command_line.error(e)
     # Checkpoint saving logs INFO lines through absl; progress is ours.
     logging.set_verbosity(logging.WARNING)
-    distribute.split_cpu(FLAGS.cpu_devices)
     try:
-        os.makedirs(FLAGS.logdir, exist_ok=True)
-        fileio.write_file_atomically(
-            os.path.join(FLAGS.logdir, "flags.cfg"), text)
-        searcher = run.SearchRun(config, FLAGS.logdir)
+        distribute.split_cpu(FLAGS.cpu_devices)
+        searcher = run.SearchRun(config, FLAGS.logdir, relaunch_flags=text)
         result = searcher.run()
-    except (ConnectionError, ValueError) as e:
-        print(f"search.py: error: {e}", file=sys.stderr)
-        return 2
-    best = os.path.join(FLAGS.logdir, "best_arch.txt")
-    print(f"best architecture (reward {result.best_reward:.4f}) in {best}:")
-    print(f"  {result.best_tokens}")
-    print("retrain it from scratch and export it:")
-    print(f"  python scripts/train.py {_retrain_flags(config)} "
-          f"--arch_file={best} --logdir={FLAGS.logdir}/final")
-    print(f"  python scripts/export.py --logdir={FLAGS.logdir}/final "
-          f"--export_dir={FLAGS.logdir}/export")
+    except (ConnectionError, ValueError, run_lock.RunDirectoryInUse) as e:
+        return command_line.error(e)
+    _report(config, result)
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    command_line.run(main, interrupted="the same command resumes from the "
+                     "last finished child")

@@ -41,19 +41,22 @@ def _config(**changes):
 
 
 def _events(logdir):
+    """The search's TensorBoard events (the run "search" of ``logdir``)."""
     events = event_accumulator.EventAccumulator(
-        str(logdir), size_guidance={"tensors": 0})
+        os.path.join(str(logdir), run.SUMMARY_DIR),
+        size_guidance={"tensors": 0})
     events.Reload()
     return events
 
 
 def _improvements(records):
-    """Steps of the children that raised the best reward: the ones to draw
-    (a later child that only ties the best is not drawn)."""
+    """Numbers (TensorBoard steps) of the children that raised the best
+    reward: the ones to draw (a later child that only ties the best is not
+    drawn)."""
     steps, best = [], None
     for r in records:
         if best is None or r["reward"] > best:
-            steps.append(r["step"])
+            steps.append(r["child"])
             best = r["reward"]
     return steps
 
@@ -98,7 +101,7 @@ def _check_top_table(events, records, metric):
     expected = sorted(records, key=lambda r: -r["reward"])[:10]
     assert len(rows) == min(10, len(records))
     assert [row[0] for row in rows] == list(range(1, len(rows) + 1))
-    assert [row[1] for row in rows] == [r["step"] for r in expected]
+    assert [row[1] for row in rows] == [r["child"] for r in expected]
     assert [row[4] for row in rows] == [r["tokens"] for r in expected]
     rewards = [row[2] for row in rows]
     assert rewards == sorted(rewards, reverse=True)
@@ -124,8 +127,9 @@ def test_run_directory_history_and_tensorboard(tmp_path, data):
     result = run.run_search(_config(), str(tmp_path), data, lines.append)
     names = set(os.listdir(tmp_path))
     assert {"best_arch.txt", "checkpoints", "config.json",
-            "history.jsonl"} <= names
-    assert any(n.startswith("events.out.tfevents") for n in names)
+            "history.jsonl", run.SUMMARY_DIR} <= names
+    assert any(n.startswith("events.out.tfevents")
+               for n in os.listdir(tmp_path / run.SUMMARY_DIR))
     # Drawings are made in memory: no image or temporary file is left.
     assert not [n for n in names if n.endswith(".png") or n.startswith(".")]
     records = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
@@ -141,19 +145,22 @@ def test_run_directory_history_and_tensorboard(tmp_path, data):
     assert len(progress) == 4
     assert all(k in progress[-1] for k in ("reward", "baseline", "best",
                                            "s/child", "ETA"))
-    events = event_accumulator.EventAccumulator(
-        str(tmp_path), size_guidance={"tensors": 0})
-    events.Reload()
+    events = _events(tmp_path)
     tags = set(events.Tags()["tensors"])
     assert {"controller/reward", "controller/baseline", "controller/entropy",
             "controller/loss", "child/valid_accuracy", "architecture",
             "decisions/layer1/inputs"} <= tags
-    assert len(events.Tensors("controller/reward")) == 4
+    # Child k (1-based, as in the progress lines) at step k.
+    assert [e.step for e in events.Tensors("controller/reward")] == [
+        1, 2, 3, 4]
+    assert [r["child"] for r in records] == [1, 2, 3, 4]
+    assert [line.split("]")[0] for line in progress] == [
+        "[child 1/4", "[child 2/4", "[child 3/4", "[child 4/4"]
     # The best architecture is drawn at every child that raised the best
     # reward, the last drawing at the child that first reached the best.
     images = _best_architecture_images(events)
     assert [step for step, _, _ in images] == _improvements(records)
-    assert images[-1][0] == best["step"]
+    assert images[-1][0] == best["child"]
     # The top table after each batch of two, not again at the end.
     assert [e.step for e in events.Tensors("top_architectures")] == [2, 4]
     _check_top_table(events, records, "valid_accuracy")
@@ -284,7 +291,7 @@ def test_depth_schedule_grows_the_children(tmp_path, data):
 
 
 def test_review_follows_a_resumed_history(tmp_path, data, monkeypatch):
-    # Best raised at 0, 1, 4 and 10; child 2 and 6 only tie the best.
+    # Best raised by children 1, 2, 5 and 11; children 3 and 7 only tie.
     rewards = [0.2, 0.5, 0.5, 0.1, 0.7, 0.3, 0.7, 0.05, 0.6, 0.65, 0.9, 0.4]
     _scripted_rewards(monkeypatch, rewards)
     config = _config(strategy="random", num_children=len(rewards))
@@ -294,11 +301,11 @@ def test_review_follows_a_resumed_history(tmp_path, data, monkeypatch):
     run.run_search(config, str(tmp_path), data, lines.append)
     records = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
     events = _events(tmp_path)
-    # The resumed run draws its loaded best (child 4) once more, then only
-    # child 10: the best was recomputed from the history, so child 5 is not
+    # The resumed run draws its loaded best (child 5) once more, then only
+    # child 11: the best was recomputed from the history, so child 6 is not
     # taken for a new best.
     steps = [step for step, _, _ in _best_architecture_images(events)]
-    assert steps == [0, 1, 4, 4, 10]
+    assert steps == [1, 2, 5, 5, 11]
     assert [e.step for e in events.Tensors("top_architectures")] == [
         2, 4, 6, 8, 10, 12]
     _check_top_table(events, records, "valid_accuracy")
@@ -314,7 +321,7 @@ def test_depth_schedule_draws_each_child_in_its_own_space(tmp_path, data,
     run.run_search(config, str(tmp_path), data, lines.append)
     assert not any("cannot draw" in line for line in lines)
     images = _best_architecture_images(_events(tmp_path))
-    assert [step for step, _, _ in images] == [0, 1, 2, 3, 4, 5]
+    assert [step for step, _, _ in images] == [1, 2, 3, 4, 5, 6]
     heights = [height for _, height, _ in images]
     # One layer more every two children: a taller column of layers.
     assert heights[0] == heights[1] < heights[2] == heights[3] < heights[4]
@@ -357,7 +364,7 @@ def test_language_model_search_draws_its_recurrent_cell(tmp_path,
     assert not any("cannot draw" in line for line in lines)
     events = _events(tmp_path)
     assert [step for step, _, _ in _best_architecture_images(events)] == [
-        0, 2]
+        1, 3]
     table = _last_top_table(events)
     assert "| valid_ppl |" in table
     _check_top_table(events, result.history, "valid_ppl")
@@ -371,9 +378,10 @@ def test_top_table_ranks_by_reward_and_keeps_ten():
     table = review.top_table(records, "valid_accuracy")
     assert table.splitlines()[0] == "Top 10 of 13 children by reward"
     rows = _table_rows(table)
-    # Child 1 and 4 tie: the first to reach 0.9 ranks first.
-    assert [row[1] for row in rows] == [3, 1, 4, 10, 9, 8, 0, 7, 6, 5]
-    assert rows[0][3] == "-"  # child 3 has no accuracy (diverged)
+    # Children 2 and 5 tie: the first to reach 0.9 ranks first. Children
+    # are numbered from 1 (step + 1).
+    assert [row[1] for row in rows] == [4, 2, 5, 11, 10, 9, 1, 8, 7, 6]
+    assert rows[0][3] == "-"  # child 4 has no accuracy (diverged)
     assert rows[1][4] == "t1 | x"  # the pipe is escaped, not a new column
     assert review.top_table([], "valid_ppl").splitlines()[0] == (
         "Top 0 of 0 children by reward")

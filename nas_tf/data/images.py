@@ -303,7 +303,9 @@ def _image_features(builder) -> tuple:
     if height is None or height != width:
         raise ValueError(
             f"dataset {builder.name!r} has images of shape {image.shape}; "
-            "only square images of one fixed size are supported")
+            "training reads datasets of square images of one fixed size "
+            "into memory, so it cannot train on this one yet (streaming "
+            "datasets such as ImageNet are not supported)")
     return image, label
 
 

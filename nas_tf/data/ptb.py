@@ -148,10 +148,10 @@ def _check_download_reachable(data_dir: str) -> None:
         f"cannot be reached within {CONNECT_TIMEOUT_SECONDS:g} s to download "
         "it. "
         "Either download ptb.train.txt, ptb.valid.txt and ptb.test.txt "
-        f"from {URL_ROOT} into a directory and call "
-        "load_ptb(manual_dir=that_directory), or prepare the dataset once "
-        "on a machine with network access (load_ptb(data_dir=D)) and point "
-        "data_dir at a copy of D.")
+        f"from {URL_ROOT} into a directory and pass it as manual_dir "
+        "(the scripts' --manual_dir=DIR, or load_ptb(manual_dir=DIR)), or "
+        "prepare the dataset once on a machine with network access and "
+        "pass a copy of its data directory as data_dir (--data_dir).")
 
 
 def _has_all_files(directory: epath.Path) -> bool:

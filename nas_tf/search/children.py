@@ -60,7 +60,7 @@ class ChildEvaluator:
                 model = builders.build_model(space, arch,
                                              self._child_config(), seed=seed)
         except (ValueError, tf.errors.InvalidArgumentError) as err:
-            self.log(f"child {child_index}: cannot be built ({err}); reward "
+            self.log(f"child {child_index + 1}: cannot be built ({err}); reward "
                      f"{self.config.failed_reward}")
             return {"reward": self.config.failed_reward,
                     "status": BUILD_FAILED, "metrics": {"error": str(err)}}
@@ -79,7 +79,7 @@ class ChildEvaluator:
         result["metrics"].update(params=trainable,
                                  build_seconds=round(build_seconds, 3))
         if result["status"] == DIVERGED:
-            self.log(f"child {child_index}: the training loss became NaN; "
+            self.log(f"child {child_index + 1}: the training loss became NaN; "
                      f"reward 0")
         return result
 

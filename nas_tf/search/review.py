@@ -4,11 +4,12 @@ The scalars say whether a search learns; these two summaries say what it
 has found so far, without opening ``history.jsonl``:
 
 * ``best_architecture`` (Images): a drawing of the best child so far, in
-  the style of the papers' figures (``nas_tf.drawing``), written at the child
-  step where that child became the best. A drawing takes a few tenths of a
+  the style of the papers' figures (``nas_tf.drawing``), written at the step
+  of the child that became the best (child k at step k). A drawing takes a few tenths of a
   second, so it is made only when the best changes, never for every child.
 * ``top_architectures`` (Text): a markdown table of the ten best children
-  (rank, child step, reward, main metric, tokens), written after every batch.
+  (rank, child number, reward, main metric, tokens), written after every
+  batch.
 
 Both follow the run's ``History``, so a resumed run continues from the best
 of the loaded records instead of announcing its first new child as a new
@@ -55,7 +56,8 @@ def top_table(records, metric: str, count: int = TOP_COUNT) -> str:
     for rank, record in enumerate(top, start=1):
         value = record["metrics"].get(metric)
         shown = "-" if value is None else f"{value:.4g}"
-        lines.append(f"| {rank} | {record['step']} | {record['reward']:.4g} "
+        lines.append(f"| {rank} | {record['step'] + 1} | "
+                     f"{record['reward']:.4g} "
                      f"| {shown} | `{_cell(record['tokens'])}` |")
     return "\n".join(lines)
 
@@ -100,7 +102,7 @@ class SearchReview:
         image = self._drawing(best)
         if image is None:
             return
-        with self._writer.as_default(step=best["step"]):
+        with self._writer.as_default(step=best["step"] + 1):
             tf.summary.image(
                 IMAGE_TAG, image[tf.newaxis],
                 description="The best child so far, written at the child "

@@ -2,9 +2,15 @@
 
 The run directory holds ``config.json`` (the frozen ``SearchConfig``),
 ``history.jsonl`` (one record per child), ``checkpoints/`` (the strategy's
-learned state after every batch), TensorBoard events and, at the end,
-``best_arch.txt``. Besides the scalars, the events hold a drawing of the best
-architecture and a table of the ten best (``nas_tf/search/review.py``).
+learned state after every batch), TensorBoard events in ``search/`` (the run
+TensorBoard lists as "search"), ``run.lock`` (held by the process working
+in it) and, at the end, ``best_arch.txt``. Besides the scalars, the events
+hold a drawing of the best architecture and a table of the ten best
+(``nas_tf/search/review.py``).
+
+Children are numbered from 1 wherever a person reads them (progress lines,
+TensorBoard steps, the top table, the summary): child ``k`` is line ``k`` of
+``history.jsonl``, whose ``step`` is ``k - 1``.
 
 The loop works in batches of ``m`` children. Batch ``b`` is proposed from
 the strategy's state after batch ``b - 1`` and from ``(seed, b)`` alone, so
@@ -17,6 +23,7 @@ history equals an uninterrupted run's.
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -26,6 +33,7 @@ import tensorflow as tf
 from nas_tf.search import children
 from nas_tf import distribute
 from nas_tf.utils import fileio
+from nas_tf.utils import run_lock
 from nas_tf.search import history as history_lib
 from nas_tf.utils import progress
 from nas_tf.search import search_config
@@ -37,21 +45,30 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"
 BEST_FILE = "best_arch.txt"
 CHECKPOINT_DIR = "checkpoints"
+SUMMARY_DIR = "search"
+RELAUNCH_FILE = "flags.cfg"
 
 
 @dataclasses.dataclass
 class SearchResult:
-    """The best child of a finished run and the whole history."""
+    """The best child of a finished run and the whole history.
+
+    ``best_space`` and ``best_space_params`` name the space the best child
+    was sampled from: with a depth schedule it is not the first one.
+    """
 
     best_tokens: str
     best_reward: float
     history: list
+    best_space: str = ""
+    best_space_params: dict = dataclasses.field(default_factory=dict)
 
 
 def load_search_data(config: search_config.SearchConfig):
     """The data of ``config.dataset``: ``ImageData`` or an ``LmCorpus``."""
     return datasets.load_dataset(config.dataset, config.data_dir, config.seed,
-                                config.validation_size)
+                                 config.validation_size,
+                                 manual_dir=config.manual_dir)
 
 
 def make_strategy(config):
@@ -66,7 +83,7 @@ def make_strategy(config):
 
 # Config fields that say where the data lives, not what the run is: a run
 # resumes with its data moved.
-LOCATION_FIELDS = ("data_dir",)
+LOCATION_FIELDS = ("data_dir", "manual_dir")
 
 
 def check_run_directory(logdir: str, config) -> bool:
@@ -92,13 +109,37 @@ def check_run_directory(logdir: str, config) -> bool:
 class SearchRun:
     """One run of ``config`` in ``logdir``; ``run()`` finishes it."""
 
-    def __init__(self, config, logdir, data=None, log=print):
+    def __init__(self, config, logdir, data=None, log=print,
+                 relaunch_flags=None):
+        """``relaunch_flags``: the command line's flags as a flagfile,
+        written as ``flags.cfg`` so the run can be relaunched with them."""
         search_config.check_search_config(config)
         self.config, self.logdir, self.log = config, logdir, log
         resuming = check_run_directory(logdir, config)
         # Data first: a run that cannot get its data leaves no directory.
         self.data = load_search_data(config) if data is None else data
+        created = not os.path.exists(logdir)
         os.makedirs(logdir, exist_ok=True)
+        try:
+            self.lock = run_lock.RunLock(logdir)
+        except run_lock.RunDirectoryInUse:
+            if created:
+                shutil.rmtree(logdir, ignore_errors=True)
+            raise
+        try:
+            self._start(resuming, relaunch_flags)
+        except BaseException:
+            self.lock.release()
+            # A run that fails before its first child leaves nothing.
+            if created:
+                shutil.rmtree(logdir, ignore_errors=True)
+            raise
+
+    def _start(self, resuming, relaunch_flags):
+        config, logdir, log = self.config, self.logdir, self.log
+        if relaunch_flags is not None:
+            fileio.write_file_atomically(
+                os.path.join(logdir, RELAUNCH_FILE), relaunch_flags)
         if not resuming:
             fileio.write_file_atomically(os.path.join(logdir, CONFIG_FILE),
                                          config.to_json())
@@ -117,11 +158,13 @@ class SearchRun:
             self.checkpoint, os.path.join(logdir, CHECKPOINT_DIR),
             max_to_keep=3)
         if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint)
+            self.checkpoint.restore(
+                self.manager.latest_checkpoint).assert_existing_objects_matched()
         if resuming:
             log(f"resuming {logdir}: {len(self.history)} children in the "
                 f"history, the strategy's state after {int(self.done)}")
-        self.writer = tf.summary.create_file_writer(logdir)
+        self.writer = tf.summary.create_file_writer(
+            os.path.join(logdir, SUMMARY_DIR))
         self._metric = ("valid_accuracy" if config.kind == "image"
                         else "valid_ppl")
         self.review = search_review.SearchReview(
@@ -135,6 +178,14 @@ class SearchRun:
 
     # -- the loop --------------------------------------------------------------
     def run(self) -> SearchResult:
+        """Trains every child not in the history yet; releases the run
+        directory however it ends."""
+        try:
+            return self._run()
+        finally:
+            self.lock.release()
+
+    def _run(self) -> SearchResult:
         cfg = self.config
         m = cfg.batch_size
         start = int(self.done)
@@ -161,14 +212,15 @@ class SearchRun:
         if index < len(self.history):
             record = self.history.records[index]
             if tuple(record["decision_values"]) != tuple(values):
-                self.log(f"child {index}: the resumed proposal differs from "
-                         f"the recorded one; keeping the recorded child")
+                self.log(f"child {index + 1}: the resumed proposal differs "
+                         f"from the recorded one; keeping the recorded child")
             return record
         arch = space.from_tokens(values)
         began = time.time()
         outcome = self.evaluator.evaluate(space, arch, index)
         seconds = time.time() - began
-        record = {"step": index, "tokens": space.format(arch),
+        record = {"step": index, "child": index + 1,
+                  "tokens": space.format(arch),
                   "decision_values": list(arch.tokens),
                   "space": space.name, "space_params": space.params,
                   "reward": outcome["reward"], "status": outcome["status"],
@@ -199,7 +251,7 @@ class SearchRun:
                  f"{progress.duration(per_child * left)} | {record['tokens']}")
 
     def _child_summaries(self, index, record):
-        with self.writer.as_default(step=index):
+        with self.writer.as_default(step=index + 1):
             tf.summary.scalar("controller/reward", record["reward"])
             metric = record["metrics"].get(self._metric)
             if metric is not None:
@@ -231,7 +283,7 @@ class SearchRun:
         fileio.write_file_atomically(os.path.join(self.logdir, BEST_FILE),
                                      best["tokens"] + "\n")
         self.log(f"search finished: {len(self.history)} children; best "
-                 f"reward {best['reward']:.4f} (child {best['step']}): "
+                 f"reward {best['reward']:.4f} (child {best['step'] + 1}): "
                  f"{best['tokens']}")
         rewards = [r["reward"] for r in self.history.records]
         quarter = len(rewards) // 4
@@ -239,8 +291,10 @@ class SearchRun:
             self.log(f"mean reward of the first {quarter} children "
                      f"{np.mean(rewards[:quarter]):.4f}, of the last "
                      f"{quarter} {np.mean(rewards[-quarter:]):.4f}")
+        space = self.space_of(best["step"])
         return SearchResult(best["tokens"], best["reward"],
-                            list(self.history.records))
+                            list(self.history.records), space.name,
+                            dict(space.params))
 
 
 def run_search(config, logdir, data=None, log=print) -> SearchResult:

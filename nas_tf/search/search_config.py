@@ -36,6 +36,8 @@ class SearchConfig:
       dataset: An image dataset (``dominoes``, or a tfds name such as
         ``cifar10``) or a text corpus (``ptb``, ``synthetic_text``).
       data_dir: TFDS data directory (or PTB's); None: TFDS's default.
+      manual_dir: A directory holding PTB's three text files, read instead
+        of downloading them.
       validation_size: Training images held out for validation; None: the
         dataset's own (tfds: the originals' last 5,000 training images;
         dominoes: its generator's default).
@@ -59,6 +61,7 @@ class SearchConfig:
     seed: int = 0
     dataset: str = "cifar10"
     data_dir: Optional[str] = None
+    manual_dir: Optional[str] = None
     validation_size: Optional[int] = None
     controller: controller_lib.ControllerConfig = \
         controller_lib.ControllerConfig()

@@ -8,6 +8,7 @@ trace. Nothing of a child stays registered with TensorFlow once it is
 dropped (see ``replica_loop``), so a search's memory stays flat.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -24,19 +25,27 @@ from nas_tf.training import schedules
 
 LR_SCHEDULES = ("constant", "cosine")
 
-# Every child traces its own step functions by design; TF's "retracing"
-# warning counts them as if one function retraced, so it is filtered. So is
-# tf.data's note about options read in graph mode when a dataset is
-# distributed.
-warnings.filterwarnings("ignore", message="To make it possible to preserve")
-
-
 class _NoRetracingWarning(logging.Filter):
     def filter(self, record):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-tf.get_logger().addFilter(_NoRetracingWarning())
+@contextlib.contextmanager
+def _quiet_child_tracing():
+    """While a child trains: every child traces its own step functions by
+    design, and TF's "retracing" warning counts them as if one function
+    retraced, so it is filtered; so is tf.data's note about options read in
+    graph mode. Nothing stays filtered afterwards."""
+    logger = tf.get_logger()
+    retracing = _NoRetracingWarning()
+    logger.addFilter(retracing)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="To make it possible to preserve")
+            yield
+    finally:
+        logger.removeFilter(retracing)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +141,11 @@ def train_child(model, data: images.ImageData, config: ChildTrainConfig,
                 strategy: tf.distribute.Strategy, seed: int) -> ChildResult:
     """Trains ``model`` (built inside ``strategy.scope()``) on ``data``'s
     training split and validates it after every epoch."""
+    with _quiet_child_tracing():
+        return _train_child(model, data, config, strategy, seed)
+
+
+def _train_child(model, data, config, strategy, seed) -> ChildResult:
     began = time.time()
     variables = model.trainable_variables
     with strategy.scope():

@@ -4,6 +4,7 @@
 import dataclasses
 import json
 import os
+import shutil
 from typing import Callable, Optional
 
 import keras
@@ -19,6 +20,8 @@ from nas_tf.training import trained_run
 from nas_tf.data import datasets
 from nas_tf.training import image_trainer
 from nas_tf.training import lm_trainer
+from nas_tf.utils import fileio
+from nas_tf.utils import run_lock
 
 # The LM recipe's defaults are DARTS's final PTB training (config.py).
 LM_RECIPE = config_lib.LmTrainConfig()
@@ -34,6 +37,7 @@ class TrainingRequest:
       dataset: ``dominoes``, a tfds image dataset, ``ptb`` or
         ``synthetic_text``.
       data_dir: TFDS data directory.
+      manual_dir: PTB's text files, read instead of downloading them.
       model: ``ChildConfig`` or ``LmConfig``.
       recipe: ``ImageTrainConfig`` or ``LmTrainConfig``.
       preset: The preset's name, for the record.
@@ -48,6 +52,7 @@ class TrainingRequest:
     recipe: object
     preset: str = ""
     distribute: str = "auto"
+    manual_dir: Optional[str] = None
 
     @property
     def kind(self) -> str:
@@ -142,19 +147,60 @@ def _log_start(logdir, spec, model, request, log):
     return params
 
 
+def check_request(request: TrainingRequest) -> None:
+    """Raises ValueError when the dataset does not fit the architecture's
+    kind (image classifier or language model), before anything is made."""
+    kind = datasets.dataset_kind(request.dataset)
+    if request.kind == trained_run.TEXT and kind != trained_run.TEXT:
+        raise ValueError(
+            f"dataset={request.dataset!r} is not a text corpus; language"
+            f" models train on {', '.join(datasets.TEXT_DATASETS)}")
+    if request.kind == trained_run.IMAGE and kind != trained_run.IMAGE:
+        raise ValueError(
+            f"dataset={request.dataset!r} is a text corpus; "
+            f"{request.space.name} builds image classifiers")
+
+
 def train(request: TrainingRequest, logdir: str,
-          log: Callable[[str], None] = print) -> dict:
+          log: Callable[[str], None] = print,
+          relaunch_flags: Optional[str] = None) -> dict:
     """Trains (or resumes) ``request`` in ``logdir``; writes result.json and
-    returns it."""
+    returns it.
+
+    The process holds ``logdir``'s lock while it trains (a second process
+    is refused). ``relaunch_flags`` (the command line's flags as a
+    flagfile) is written as ``flags.cfg``. A run that fails before its
+    first checkpoint leaves no directory it created behind.
+    """
+    check_request(request)
+    created = not os.path.exists(logdir)
+    os.makedirs(logdir, exist_ok=True)
+    try:
+        lock = run_lock.RunLock(logdir)
+    except run_lock.RunDirectoryInUse:
+        if created:
+            shutil.rmtree(logdir, ignore_errors=True)
+        raise
+    try:
+        if relaunch_flags is not None:
+            fileio.write_file_atomically(os.path.join(logdir, "flags.cfg"),
+                                         relaunch_flags)
+        return _train(request, logdir, log)
+    except BaseException:
+        if created and not _started(logdir):
+            shutil.rmtree(logdir, ignore_errors=True)
+        raise
+    finally:
+        lock.release()
+
+
+def _train(request, logdir, log) -> dict:
     # Weight initialisation from the run's seed: one --seed, one run.
     keras.utils.set_random_seed(request.recipe.seed)
     if request.kind == trained_run.TEXT:
-        if datasets.dataset_kind(request.dataset) != trained_run.TEXT:
-            raise ValueError(
-                f"dataset={request.dataset!r} is not a text corpus; language"
-                f" models train on {', '.join(datasets.TEXT_DATASETS)}")
         corpus = datasets.load_dataset(request.dataset, request.data_dir,
-                                      request.recipe.seed)
+                                       request.recipe.seed,
+                                       manual_dir=request.manual_dir)
         model = builders.build_model(request.space, request.arch,
                                      request.model, seed=request.recipe.seed)
         spec = _write_spec(logdir, _spec(request, request.model))
@@ -166,12 +212,8 @@ def train(request: TrainingRequest, logdir: str,
         record = {"valid_ppl": result.valid_ppl, "test_ppl": result.test_ppl,
                   "epochs": result.epochs}
     else:
-        if datasets.dataset_kind(request.dataset) != trained_run.IMAGE:
-            raise ValueError(
-                f"dataset={request.dataset!r} is a text corpus; "
-                f"{request.space.name} builds image classifiers")
         data = datasets.load_dataset(request.dataset, request.data_dir,
-                                    request.recipe.seed, final=True)
+                                     request.recipe.seed, final=True)
         model_config = dataclasses.replace(
             request.model, num_classes=data.num_classes,
             image_size=data.image_size, image_channels=data.image_channels)
