@@ -1,6 +1,9 @@
 # Set-up and the project's two main commands:
-#   make demo   describe a published architecture (installs first)
-#   make test   the whole test suite (installs first)
+#   make demo       the main job end to end on generated data: a NAS-RL
+#                   search, retraining of its best architecture, export,
+#                   classification with the export (installs first)
+#   make test       the whole test suite (installs first)
+# Also: make describe (count and draw DARTS_V2), make test-fast.
 # `make install GPU=1` installs TensorFlow's CUDA build instead.
 
 PYTHON ?= python3
@@ -9,7 +12,9 @@ PY := $(VENV)/bin/python
 REQUIREMENTS := $(if $(GPU),requirements-gpu.txt,requirements.txt)
 STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 
-.PHONY: install demo test test-fast bazel-test clean
+DEMO := runs/demo
+
+.PHONY: install demo describe test test-fast bazel-test clean
 
 install: $(STAMP)
 
@@ -21,8 +26,20 @@ $(STAMP): $(REQUIREMENTS) requirements-dev.txt pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# Each step resumes or reprints a finished one, so a second `make demo`
+# only repeats the output.
 demo: install
-	$(PY) scripts/describe.py --flagfile=configs/darts_cifar10_final.cfg \
+	$(PY) scripts/search.py --preset=quickstart --logdir=$(DEMO)
+	$(PY) scripts/train.py --preset=quickstart_train \
+	    --flagfile=$(DEMO)/best_arch.cfg --arch_file=$(DEMO)/best_arch.txt \
+	    --logdir=$(DEMO)/final
+	$(PY) scripts/export.py --logdir=$(DEMO)/final \
+	    --export_dir=$(DEMO)/final/export --overwrite
+	$(PY) scripts/classify.py --export_dir=$(DEMO)/final/export \
+	    --dataset=dominoes --num_images=8
+
+describe: install
+	$(PY) scripts/describe.py --preset=darts_cifar10_final \
 	    --arch=DARTS_V2 --draw=darts_v2_cells.png
 
 test: install

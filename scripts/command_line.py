@@ -19,12 +19,18 @@ import sys
 # Keep TensorFlow's C++ start-up chatter out of the scripts' output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Start-up notices TensorFlow 2.21 writes from C++ while it is imported,
-# whatever TF_CPP_MIN_LOG_LEVEL says (its absl logging is not initialised
-# yet); every other line written then still reaches stderr.
+# Start-up notices TensorFlow 2.21 writes from C++ while it is imported and
+# finds its devices, whatever TF_CPP_MIN_LOG_LEVEL says (its absl logging
+# is not initialised yet); every other line written then still reaches
+# stderr.
 _IMPORT_NOTICES = ("All log messages before absl::InitializeLog()",
                    "oneDNN custom operations are on",
-                   "This TensorFlow binary is optimized")
+                   "This TensorFlow binary is optimized",
+                   "To enable the following instructions",
+                   "Could not find cuda drivers")
+# Expected on a machine without an NVIDIA driver (the tensorflow package,
+# not tensorflow-cpu): hidden only when TensorFlow said it found none.
+_NO_DRIVER_ERRORS = ("failed call to cuInit",)
 
 
 def _import_tensorflow_quietly():
@@ -34,14 +40,20 @@ def _import_tensorflow_quietly():
         saved = os.dup(2)
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+            # Finding the devices prints the rest; it does not fix them, so
+            # the CPU can still be split into logical devices afterwards.
+            tf.config.list_physical_devices()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         captured.seek(0)
-        for line in captured.read().decode(errors="replace").splitlines():
-            if not any(notice in line for notice in _IMPORT_NOTICES):
-                print(line, file=sys.stderr)
+        lines = captured.read().decode(errors="replace").splitlines()
+    no_driver = any("Could not find cuda drivers" in line for line in lines)
+    hidden = _IMPORT_NOTICES + (_NO_DRIVER_ERRORS if no_driver else ())
+    for line in lines:
+        if not any(notice in line for notice in hidden):
+            print(line, file=sys.stderr)
 
 
 _import_tensorflow_quietly()

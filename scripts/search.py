@@ -30,7 +30,6 @@ from nas_tf.search import search_config
 from nas_tf import spaces
 from nas_tf import strategies
 from nas_tf.data import datasets
-from nas_tf.utils import fileio
 from nas_tf.utils import run_lock
 
 FLAGS = flags.FLAGS
@@ -185,30 +184,13 @@ def config_from_flags() -> search_config.SearchConfig:
         distribute=FLAGS.distribute)
 
 
-BEST_SPACE_FILE = "best_arch.cfg"
-
-
-def _space_flags(space_name, params) -> str:
-    """The flags that select ``space_name`` with ``params``, a flagfile."""
-    def text(value):
-        if isinstance(value, (list, tuple)):
-            return ",".join(map(str, value))
-        return value
-
-    lines = [f"--space={space_name}"] + [
-        f"--{name}={text(value)}" for name, value in sorted(params.items())]
-    return "".join(line + "\n" for line in lines)
-
-
 def _report(config, result) -> None:
     """Prints the best architecture and the commands that retrain, export
     and use it, runnable as printed from a fresh shell."""
     logdir = FLAGS.logdir
     best = os.path.join(logdir, run.BEST_FILE)
-    space_file = os.path.join(logdir, BEST_SPACE_FILE)
     # The best child's own space: with a depth schedule, not the first one.
-    fileio.write_file_atomically(
-        space_file, _space_flags(result.best_space, result.best_space_params))
+    space_file = os.path.join(logdir, run.BEST_SPACE_FILE)
     final, export = os.path.join(logdir, "final"), os.path.join(
         logdir, "final", "export")
     recipe = [f"--dataset={config.dataset}"]

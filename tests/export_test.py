@@ -302,11 +302,22 @@ def test_script_error_is_one_line(tmp_path):
                                    f"--export_dir={tmp_path}/out",
                                    cwd=tmp_path)
     assert code == 2
-    assert "Traceback" not in stderr
-    # TensorFlow's C++ start-up lines may precede the error.
-    errors = [line for line in stderr.splitlines()
-              if line.startswith("export.py:")]
+    # The whole of stderr is the one line: TensorFlow's start-up notices
+    # are kept out of the scripts' output.
+    errors = stderr.splitlines()
     assert len(errors) == 1, stderr
     assert errors[0].startswith(f"export.py: error: {logdir} holds a "
                                 f"training run that has not finished")
     assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_classify_refuses_a_language_model_export_in_one_line(runs,
+                                                              tmp_path):
+    code, stdout, stderr = run_script(
+        "classify.py", f"--export_dir={runs['text']['export_dir']}",
+        timeout=300, cwd=tmp_path)
+    assert code == 2 and stdout == ""
+    assert stderr.splitlines() == [
+        f"classify.py: error: --export_dir={runs['text']['export_dir']} "
+        "holds a language model, not an image classifier; classify.py needs "
+        "an export of an image model"]

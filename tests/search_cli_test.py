@@ -109,3 +109,36 @@ def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path):
                              f"--data_dir={tmp_path / 'moved'}",
                              f"--logdir={run}")
     assert code == 0, err
+
+
+def _printed_commands(stdout):
+    """The commands a finished search prints (indented lines naming a
+    script or TensorBoard)."""
+    return [line.strip() for line in stdout.splitlines()
+            if line.startswith("  ") and ("scripts/" in line or
+                                          "tensorboard" in line)]
+
+
+@pytest.mark.slow
+def test_printed_commands_run_as_printed_from_a_fresh_shell(tmp_path):
+    logdir = tmp_path / "run"
+    code, out, err = _search(*TINY, "--num_children=2", f"--logdir={logdir}")
+    assert code == 0, err
+    train, export, classify, tensorboard = _printed_commands(out)
+    assert "--preset=quickstart_train" in train
+    assert f"--flagfile={logdir}/best_arch.cfg" in train
+    assert f"--export_dir={logdir}/final/export" in export
+    assert tensorboard.endswith(f"--logdir {logdir}")
+    # A fresh shell: nothing activated, so the commands name their Python.
+    env = script_env()
+    bin_dir = os.path.dirname(script_command("x")[0])
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                  if p != bin_dir)
+    env.pop("VIRTUAL_ENV", None)
+    short = " --epochs=1 --steps_per_epoch=2 --eval_every=1"
+    for command in (train + short, export, classify):
+        result = subprocess.run(command, shell=True, cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (command, result.stderr)
+    assert "correct" in result.stdout
+    assert (logdir / "final" / "export" / "saved_model.pb").exists()

@@ -70,6 +70,27 @@ def test_bad_train_flags_fail_at_once(tmp_path):
     code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
                               "--lr_schedule=step", f"--logdir={tmp_path}/c")
     assert code == 2 and "kind='step'" in err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
+                              "--dataset=synthetic_text",
+                              f"--logdir={tmp_path}/d")
+    assert code == 2 and "is a text corpus" in err
+    code, _, err = run_script("train.py", *SHORT,
+                              f"--arch_file={tmp_path}/missing.txt",
+                              f"--logdir={tmp_path}/e")
+    assert err.splitlines() == [f"train.py: error: --arch_file={tmp_path}/"
+                                "missing.txt: No such file or directory"]
+    assert code == 2
+    # A preset for a dataset that cannot be trained on stops at once.
+    code, _, err = run_script("train.py", "--preset=darts_imagenet_final",
+                              "--arch=DARTS_V2", f"--logdir={tmp_path}/f")
+    assert code == 2 and "'imagenet2012'" in err and "cannot train" in err
+    code, _, err = run_script("train.py", "--preset=darts_cifar10_final",
+                              "--dataset=dominoes", "--arch=DARTS_V2",
+                              f"--logdir={tmp_path}/g")
+    assert code == 2 and "--num_classes=10 (it has 3)" in err
+    assert not any((tmp_path / name).exists() for name in "acdefg")
     code, _, err = run_script("classify.py", f"--export_dir={tmp_path}")
-    assert code == 2 and "classify.py: error: cannot classify" in err
+    assert code == 2
+    assert err.splitlines() == [f"classify.py: error: --export_dir="
+                                f"{tmp_path} is not a SavedModel written by "
+                                "export.py (OSError)"]

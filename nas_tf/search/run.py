@@ -4,7 +4,8 @@ The run directory holds ``config.json`` (the frozen ``SearchConfig``),
 ``history.jsonl`` (one record per child), ``checkpoints/`` (the strategy's
 learned state after every batch), TensorBoard events in ``search/`` (the run
 TensorBoard lists as "search"), ``run.lock`` (held by the process working
-in it) and, at the end, ``best_arch.txt``. Besides the scalars, the events
+in it) and, at the end, ``best_arch.txt`` with ``best_arch.cfg`` (the flags
+of its space). Besides the scalars, the events
 hold a drawing of the best architecture and a table of the ten best
 (``nas_tf/search/review.py``).
 
@@ -44,6 +45,9 @@ from nas_tf.data import datasets
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"
 BEST_FILE = "best_arch.txt"
+# The space flags of the best child's space, a flagfile for train.py: with a
+# depth schedule the best child's space is not the run's first.
+BEST_SPACE_FILE = "best_arch.cfg"
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "search"
 RELAUNCH_FILE = "flags.cfg"
@@ -280,8 +284,12 @@ class SearchRun:
         # A resumed run with nothing left to train still gets its table.
         self.review.write_table(len(self.history))
         best = self.history.best()
+        space = self.space_of(best["step"])
         fileio.write_file_atomically(os.path.join(self.logdir, BEST_FILE),
                                      best["tokens"] + "\n")
+        fileio.write_file_atomically(
+            os.path.join(self.logdir, BEST_SPACE_FILE),
+            "".join(line + "\n" for line in space.as_flags()))
         self.log(f"search finished: {len(self.history)} children; best "
                  f"reward {best['reward']:.4f} (child {best['step'] + 1}): "
                  f"{best['tokens']}")
@@ -291,7 +299,6 @@ class SearchRun:
             self.log(f"mean reward of the first {quarter} children "
                      f"{np.mean(rewards[:quarter]):.4f}, of the last "
                      f"{quarter} {np.mean(rewards[-quarter:]):.4f}")
-        space = self.space_of(best["step"])
         return SearchResult(best["tokens"], best["reward"],
                             list(self.history.records), space.name,
                             dict(space.params))

@@ -136,6 +136,20 @@ class SearchSpace:
         args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
         return f"{self.name}({args})"
 
+    def as_flags(self) -> list:
+        """The command-line flags that select this space: ``--space`` and
+        one flag per parameter, named as the parameter (the scripts' space
+        flags), e.g. ``["--space=nasrl_cnn", "--num_layers=8"]``."""
+        out = [f"--space={self.name}"]
+        for name, value in sorted(self.params.items()):
+            if isinstance(value, bool):
+                out.append(f"--{name}" if value else f"--no{name}")
+            elif isinstance(value, (list, tuple)):
+                out.append(f"--{name}={','.join(map(str, value))}")
+            else:
+                out.append(f"--{name}={value}")
+        return out
+
     def size(self) -> int:
         """Exact number of distinct token strings."""
         return math.prod(d.size for d in self.decisions)
