@@ -54,9 +54,12 @@ flags.DEFINE_list("pool_layers", None,
 
 _HELP = {
     # ChildConfig
-    "num_classes": "Classifier outputs.",
-    "image_size": "Input height and width.",
-    "image_channels": "Input channels.",
+    "num_classes": "Classifier outputs. Unset: the dataset's "
+                   "(describe.py: 10).",
+    "image_size": "Input height and width. Unset: the dataset's "
+                  "(describe.py: 32).",
+    "image_channels": "Input channels. Unset: the dataset's "
+                      "(describe.py: 3).",
     "stem": "Stem: cifar or imagenet.",
     "num_cells": "Cells, in each original's own sense (DARTS --layers; "
                  "NASNet/ENAS micro: normal cells, two reductions added).",
@@ -93,9 +96,11 @@ _DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer,
            float: flags.DEFINE_float, str: flags.DEFINE_string}
 
 
-def _define_config_flags(config_class, helps, unset_means=None):
+def _define_config_flags(config_class, helps, unset_means=None,
+                         unset_fields=()):
     """One flag per field. With ``unset_means`` the flags default to None
-    (the config's own default, named in the help after ``unset_means``)."""
+    (the config's own default, named in the help after ``unset_means``);
+    so do ``unset_fields``, whose help says what unset means."""
     defaults = config_class()
     for field in dataclasses.fields(config_class):
         default = getattr(defaults, field.name)
@@ -103,11 +108,17 @@ def _define_config_flags(config_class, helps, unset_means=None):
         if unset_means:
             define(field.name, None, f"{helps[field.name]} {unset_means}: "
                    f"default {default}.")
+        elif field.name in unset_fields:
+            define(field.name, None, helps[field.name])
         else:
             define(field.name, default, helps[field.name])
 
 
-_define_config_flags(config_lib.ChildConfig, _HELP)
+# Model inputs an image dataset decides: unset, search.py and train.py take
+# them from the data (describe.py from ChildConfig: CIFAR-10's).
+DATA_SHAPE_FLAGS = ("image_size", "image_channels", "num_classes")
+_define_config_flags(config_lib.ChildConfig, _HELP,
+                     unset_fields=DATA_SHAPE_FLAGS)
 _define_config_flags(config_lib.LmConfig, _HELP)
 
 # Training recipes: unset flags keep the config's own default (shown in the
@@ -244,8 +255,11 @@ def _parse_int(flag, text):
 
 
 def _config_from_flags(config_class):
+    """``config_class`` from its flags; unset (None) flags keep the
+    config's default."""
     return config_class(**{f.name: getattr(FLAGS, f.name)
-                           for f in dataclasses.fields(config_class)})
+                           for f in dataclasses.fields(config_class)
+                           if getattr(FLAGS, f.name) is not None})
 
 
 def child_config_from_flags() -> config_lib.ChildConfig:
@@ -339,10 +353,6 @@ def define_data_flags():
                         "ptb.valid.txt and ptb.test.txt.")
 
 
-# Model inputs an image dataset decides; unset, they are taken from it.
-DATA_SHAPE_FLAGS = ("image_size", "image_channels", "num_classes")
-
-
 def check_data_fits_model(dataset: str) -> None:
     """Raises ValueError when the input size, channels or classes set on
     the command line (or by a preset) disagree with image dataset
@@ -353,7 +363,7 @@ def check_data_fits_model(dataset: str) -> None:
             "num_classes": classes}
     wrong = [f"--{name}={FLAGS[name].value} (it has {value})"
              for name, value in data.items()
-             if FLAGS[name].present and FLAGS[name].value != value]
+             if FLAGS[name].value not in (None, value)]
     if wrong:
         raise ValueError(f"dataset {dataset!r} does not fit "
                          f"{', '.join(wrong)}; leave these flags unset to "

@@ -142,3 +142,29 @@ def test_printed_commands_run_as_printed_from_a_fresh_shell(tmp_path):
         assert result.returncode == 0, (command, result.stderr)
     assert "correct" in result.stdout
     assert (logdir / "final" / "export" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path):
+    logdir = tmp_path / "run"
+    args = [*TINY, f"--logdir={logdir}"]
+    # SIGINT as a terminal sends it (a shell may start children with it
+    # ignored, so the default handler is set explicitly).
+    process = subprocess.Popen(
+        script_command("search.py", *args), cwd=ROOT, env=script_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 300
+    while _lines(logdir / "history.jsonl") < 1 and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130
+    assert err.strip().splitlines() == [
+        "search.py: interrupted; the same command resumes from the last "
+        "finished child"]
+    code, out, err = _search(*args)
+    assert code == 0, err
+    assert "resuming" in out + err
+    assert _lines(logdir / "history.jsonl") == 6
