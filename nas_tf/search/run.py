@@ -6,12 +6,14 @@ learned state after every batch), TensorBoard events and, at the end,
 ``best_arch.txt``. Besides the scalars, the events hold a drawing of the best
 architecture and a table of the ten best (``nas_tf/search/review.py``).
 
-The loop works in batches of ``m`` children. Batch ``b`` is proposed from
-the strategy's state after batch ``b - 1`` and from ``(seed, b)`` alone, so
-after a kill the run restores the last checkpoint, proposes the same batch
-again, takes every child already in the history from there (never training
-it twice) and trains only the missing ones. With the same seed the finished
-history equals an uninterrupted run's.
+The loop works in batches (``SearchConfig.batch_size``: NAS-RL's ``m``
+children per controller update, evolution's ``evolution_batch``, one child
+by default). Batch ``b`` is proposed from the strategy's state after batch
+``b - 1``, the history before it and ``(seed, b)`` alone, so after a kill
+the run restores the last checkpoint, proposes the same batch again, takes
+every child already in the history from there (never training it twice)
+and trains only the missing ones. With the same seed the finished history
+equals an uninterrupted run's.
 """
 
 import dataclasses
@@ -61,7 +63,8 @@ def make_strategy(config):
     if config.strategy == "random":
         return strategies.RandomSearch(config.seed)
     return strategies.RegularizedEvolution(
-        config.seed, config.population_size, config.sample_size)
+        config.seed, config.population_size, config.sample_size,
+        config.identity_mutation_probability, config.mutate_combine)
 
 
 # Config fields that say where the data lives, not what the run is: a run
