@@ -56,8 +56,21 @@ flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
 flags.DEFINE_integer("cpu_devices", 0,
                      "Split the CPU into this many logical devices (to try "
                      "distribute=mirrored without GPUs).")
-flags.DEFINE_integer("population_size", 100, "Evolution population P.")
-flags.DEFINE_integer("sample_size", 25, "Evolution tournament size S.")
+flags.DEFINE_integer("population_size", 100,
+                     "Evolution population P (Real et al. 2019: 100).")
+flags.DEFINE_integer("sample_size", 25,
+                     "Evolution tournament size S (Real et al. 2019: 25).")
+flags.DEFINE_integer("evolution_batch", 1,
+                     "Evolution children proposed at once from one view of "
+                     "the population. 1: the authors' sequential algorithm "
+                     "(each child joins the population before the next "
+                     "tournament); more: the paper's asynchronous workers.")
+flags.DEFINE_float("identity_mutation_probability", 0.05,
+                   "Evolution: chance a child is an unchanged copy of its "
+                   "parent (Real et al. 2019: 0.05).")
+flags.DEFINE_boolean("mutate_combine", False,
+                     "Evolution also mutates NASNet's combine decision (add "
+                     "or concat); the paper's cells always add.")
 flags.DEFINE_boolean("depth_schedule", False,
                      "NAS-RL depth schedule for nasrl_cnn.")
 flags.DEFINE_integer("depth_start", 6, "Depth schedule: first depth.")
@@ -168,7 +181,11 @@ def config_from_flags() -> search_config.SearchConfig:
         validation_size=FLAGS.validation_size,
         controller=controller, reinforce=learner,
         population_size=FLAGS.population_size,
-        sample_size=FLAGS.sample_size, depth_schedule=FLAGS.depth_schedule,
+        sample_size=FLAGS.sample_size,
+        evolution_batch=FLAGS.evolution_batch,
+        identity_mutation_probability=FLAGS.identity_mutation_probability,
+        mutate_combine=FLAGS.mutate_combine,
+        depth_schedule=FLAGS.depth_schedule,
         depth_start=FLAGS.depth_start, depth_step=FLAGS.depth_step,
         depth_every=FLAGS.depth_every,
         child=common_flags.child_config_from_flags(),

@@ -5,11 +5,13 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import without_wall_clock
+from strategies_test import changed_decisions
 
 from nas_tf.search import children
 from nas_tf import config as config_lib
@@ -18,6 +20,7 @@ from nas_tf.search import run
 from nas_tf.search import search_config
 from nas_tf.search import review
 from nas_tf.data import dominoes
+from nas_tf.strategies import evolution
 from nas_tf.data import synthetic_text
 from nas_tf.training import child_trainer
 
@@ -181,22 +184,102 @@ def _dying_log(children, trained):
     return log
 
 
-def test_interrupted_run_resumes_to_the_uninterrupted_history(tmp_path,
-                                                              data):
-    config = _config(num_children=6)
-    whole = run.run_search(config, str(tmp_path / "whole"), data,
-                           lambda line: None)
+def _kill_and_resume(config, data, logdir, killed_after):
+    """Runs ``config`` in ``logdir`` until ``killed_after`` children have
+    trained, then resumes it to the end. Returns the resumed run's result
+    and the log lines of both runs."""
+    lines = []
+    dying = _dying_log(killed_after, [])
 
-    trained = []
-    with pytest.raises(_Killed):  # in the middle of the second batch
-        run.run_search(config, str(tmp_path / "cut"), data,
-                       _dying_log(3, trained))
-    resumed = run.run_search(config, str(tmp_path / "cut"), data,
-                             lambda line: trained.append(line)
-                             if line.startswith("[child") else None)
-    assert len(trained) == 6  # no child trained twice
+    def log(line):
+        lines.append(line)
+        dying(line)
+
+    with pytest.raises(_Killed):
+        run.run_search(config, logdir, data, log)
+    return run.run_search(config, logdir, data, lines.append), lines
+
+
+def _final_checkpoint(logdir):
+    """Every tensor of the run's last checkpoint, by name."""
+    reader = tf.train.load_checkpoint(os.path.join(logdir, run.CHECKPOINT_DIR))
+    return {name: reader.get_tensor(name)
+            for name in reader.get_variable_to_shape_map()
+            if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def _check_resumed(resumed, lines, whole, resumed_dir, whole_dir):
+    """The resumed run trained no child twice, proposed again exactly the
+    children it had recorded, and ends with the uninterrupted run's history
+    and learned state (controller, optimizer, baseline)."""
+    assert len([line for line in lines if line.startswith("[child")]) == len(
+        whole.history)
+    assert not any("differs" in line for line in lines)
     assert (without_wall_clock(resumed.history) ==
             without_wall_clock(whole.history))
+    state, expected = _final_checkpoint(resumed_dir), _final_checkpoint(
+        whole_dir)
+    assert sorted(state) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(state[name], value, err_msg=name)
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_history(tmp_path,
+                                                              data):
+    # Children really train; killed in the middle of the second batch.
+    config = _config(num_children=4,
+                     child_train=child_trainer.ChildTrainConfig(
+                         epochs=1, batch_size=32, learning_rate=0.05,
+                         steps_per_epoch=2, reward_epochs=1))
+    whole = run.run_search(config, str(tmp_path / "whole"), data,
+                           lambda line: None)
+    resumed, lines = _kill_and_resume(config, data, str(tmp_path / "cut"), 3)
+    _check_resumed(resumed, lines, whole, tmp_path / "cut", tmp_path / "whole")
+
+
+# Rewards that rarely raise the best (each new best is drawn, which is slow).
+_REWARDS = [0.9, 0.2, 0.5, 0.1, 0.3, 0.45, 0.05, 0.4, 0.35]
+
+
+@pytest.mark.parametrize("changes,killed_after", [
+    ({"strategy": "random"}, 3),  # in the middle of the second batch
+    # One child per batch: killed once the tournaments have begun.
+    ({"strategy": "evolution", "population_size": 3, "sample_size": 4}, 5),
+    # The asynchronous form: in the middle of batch 3..5, whose children
+    # all come from the population of children 0..2.
+    ({"strategy": "evolution", "population_size": 3, "sample_size": 4,
+      "evolution_batch": 3}, 5),
+], ids=["random", "evolution", "evolution_batch3"])
+def test_interrupted_search_resumes_to_the_uninterrupted_proposals(
+        tmp_path, data, monkeypatch, changes, killed_after):
+    _scripted_rewards(monkeypatch, _REWARDS)
+    config = _config(num_children=len(_REWARDS), **changes)
+    whole = run.run_search(config, str(tmp_path / "whole"), data,
+                           lambda line: None)
+    resumed, lines = _kill_and_resume(config, data, str(tmp_path / "cut"),
+                                      killed_after)
+    _check_resumed(resumed, lines, whole, tmp_path / "cut", tmp_path / "whole")
+
+
+@pytest.mark.slow
+def test_resume_across_a_depth_schedule_boundary(tmp_path, data,
+                                                 monkeypatch):
+    # Depth 1 for children 0-3, 2 for 4-7, two children per controller
+    # update. Killed in the first batch of depth 2 (the checkpoint holds the
+    # controller after depth 1) and in the second one (after an update at
+    # depth 2).
+    _scripted_rewards(monkeypatch, _REWARDS)
+    config = _config(depth_schedule=True, depth_start=1, depth_step=1,
+                     depth_every=4, num_children=8)
+    whole = run.run_search(config, str(tmp_path / "whole"), data,
+                           lambda line: None)
+    assert [len(r["decision_values"]) for r in whole.history] == [3] * 4 + [
+        7] * 4
+    for killed_after in (5, 7):
+        cut = tmp_path / f"cut{killed_after}"
+        resumed, lines = _kill_and_resume(config, data, str(cut),
+                                          killed_after)
+        _check_resumed(resumed, lines, whole, cut, tmp_path / "whole")
 
 
 def test_resume_refuses_a_different_config(tmp_path, data):
@@ -242,14 +325,43 @@ def test_failed_builds_and_diverged_children_do_not_stop_the_search(
 
 def test_children_train_under_mirrored_strategy(tmp_path, data):
     config = _config(strategy="evolution", population_size=2, sample_size=2,
-                     num_children=3, distribute="mirrored")
+                     num_children=3, distribute="mirrored",
+                     identity_mutation_probability=0.0)
     searcher = run.SearchRun(config, str(tmp_path), data, lambda line: None)
     assert searcher.device_strategy.num_replicas_in_sync == 2
     result = searcher.run()
     assert [r["status"] for r in result.history] == ["ok"] * 3
     # The third child is a one-decision mutation of one of the first two.
-    assert result.history[2]["tokens"] not in [
-        r["tokens"] for r in result.history[:2]]
+    first, second, third = [r["decision_values"] for r in result.history]
+    space = config.space_at(0)
+    assert 1 in [len(changed_decisions(space, parent, third))
+                 for parent in (first, second)]
+
+
+@pytest.mark.parametrize("evolution_batch,parents", [
+    # One child at a time (the default): child 3's tournament already sees
+    # child 2, and child 0 has left the population when child 2 came.
+    (1, [0, 2, 3]),
+    # Batches of two: children 2 and 3 both come from children 0 and 1.
+    (2, [0, 0, 3]),
+])
+def test_evolution_children_join_the_population_one_at_a_time(
+        tmp_path, data, monkeypatch, evolution_batch, parents):
+    _scripted_rewards(monkeypatch, [0.9, 0.1, 0.2, 0.5, 0.3])
+    mutated = []
+    real_mutate = evolution.mutate
+
+    def recording_mutate(space, tokens, *args):
+        mutated.append(list(tokens))
+        return real_mutate(space, tokens, *args)
+
+    monkeypatch.setattr(evolution, "mutate", recording_mutate)
+    # P = 2 and S = 50: the best of the population is the parent (missed
+    # with probability 2**-50).
+    config = _config(strategy="evolution", population_size=2, sample_size=50,
+                     num_children=5, evolution_batch=evolution_batch)
+    result = run.run_search(config, str(tmp_path), data, lambda line: None)
+    assert mutated == [result.history[i]["decision_values"] for i in parents]
 
 
 def test_language_model_search_rewards_80_over_ppl_squared(tmp_path):
@@ -280,14 +392,18 @@ def test_config_checks_happen_before_any_data(tmp_path):
 
 
 def test_depth_schedule_grows_the_children(tmp_path, data):
-    # NAS-RL's schedule, scaled down: 1 layer, then 2, then 3.
+    # NAS-RL's schedule, scaled down: 1 layer, then 2, then 3 (batches of
+    # two children; the last batch is child 4 alone).
     config = _config(depth_schedule=True, depth_start=1, depth_step=1,
-                     depth_every=2, num_children=6)
+                     depth_every=2, num_children=5,
+                     child_train=child_trainer.ChildTrainConfig(
+                         epochs=1, batch_size=32, learning_rate=0.05,
+                         steps_per_epoch=1, reward_epochs=1))
     assert [s.num_layers for s in config.all_spaces()] == [1, 2, 3]
     result = run.run_search(config, str(tmp_path), data, lambda line: None)
     lengths = [len(r["tokens"]) for r in result.history]
     assert lengths[0] == lengths[1] < lengths[2] == lengths[3] < lengths[4]
-    assert [r["status"] for r in result.history] == ["ok"] * 6
+    assert [r["status"] for r in result.history] == ["ok"] * 5
 
 
 def test_review_follows_a_resumed_history(tmp_path, data, monkeypatch):

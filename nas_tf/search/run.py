@@ -13,12 +13,14 @@ Children are numbered from 1 wherever a person reads them (progress lines,
 TensorBoard steps, the top table, the summary): child ``k`` is line ``k`` of
 ``history.jsonl``, whose ``step`` is ``k - 1``.
 
-The loop works in batches of ``m`` children. Batch ``b`` is proposed from
-the strategy's state after batch ``b - 1`` and from ``(seed, b)`` alone, so
-after a kill the run restores the last checkpoint, proposes the same batch
-again, takes every child already in the history from there (never training
-it twice) and trains only the missing ones. With the same seed the finished
-history equals an uninterrupted run's.
+The loop works in batches (``SearchConfig.batch_size``: NAS-RL's ``m``
+children per controller update, evolution's ``evolution_batch``, one child
+by default). Batch ``b`` is proposed from the strategy's state after batch
+``b - 1``, the history before it and ``(seed, b)`` alone, so after a kill
+the run restores the last checkpoint, proposes the same batch again, takes
+every child already in the history from there (never training it twice)
+and trains only the missing ones. With the same seed the finished history
+equals an uninterrupted run's.
 """
 
 import dataclasses
@@ -82,7 +84,8 @@ def make_strategy(config):
     if config.strategy == "random":
         return strategies.RandomSearch(config.seed)
     return strategies.RegularizedEvolution(
-        config.seed, config.population_size, config.sample_size)
+        config.seed, config.population_size, config.sample_size,
+        config.identity_mutation_probability, config.mutate_combine)
 
 
 # Config fields that say where the data lives, not what the run is: a run

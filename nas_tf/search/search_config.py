@@ -42,7 +42,18 @@ class SearchConfig:
         dataset's own (tfds: the originals' last 5,000 training images;
         dominoes: its generator's default).
       controller, reinforce: The controller and how it learns (nasrl).
-      population_size, sample_size: Regularized evolution's P and S.
+      population_size, sample_size: Regularized evolution's P and S (the
+        paper's 100 and 25, Real et al. 2019, "Methods Details").
+      evolution_batch: Evolution's children per batch, all proposed from
+        the history before the batch. 1 (the default) is the authors'
+        sequential algorithm: every child joins the population, and the
+        oldest leaves, before the next tournament. More is the paper's
+        asynchronous form with that many workers.
+      identity_mutation_probability: Evolution's chance that a child is an
+        unchanged copy of its parent (0.05, "Methods Details").
+      mutate_combine: Evolution also mutates NASNet's ``combine`` decision
+        (add or concat); the paper's cells always add, so by default a
+        child keeps its parent's.
       depth_schedule: NAS-RL's growing depth: ``num_layers`` starts at
         ``depth_start`` and grows by ``depth_step`` every ``depth_every``
         children (sec. 4.1: 6, +2 every 1,600).
@@ -68,6 +79,9 @@ class SearchConfig:
     reinforce: reinforce_lib.ReinforceConfig = reinforce_lib.ReinforceConfig()
     population_size: int = 100
     sample_size: int = 25
+    evolution_batch: int = 1
+    identity_mutation_probability: float = 0.05
+    mutate_combine: bool = False
     depth_schedule: bool = False
     depth_start: int = 6
     depth_step: int = 2
@@ -87,8 +101,11 @@ class SearchConfig:
 
     @property
     def batch_size(self) -> int:
-        """Children per batch: the controller's ``m``; random search and
-        evolution propose as many at once."""
+        """Children proposed at once: the controller's ``m`` (one update
+        from their rewards), ``evolution_batch`` for evolution; random
+        search, which learns nothing, proposes ``m`` too."""
+        if self.strategy == "evolution":
+            return self.evolution_batch
         return self.reinforce.num_aggregate
 
     def reward_formula(self) -> reward_lib.RewardFormula:
@@ -159,7 +176,11 @@ def check_search_config(config: SearchConfig) -> None:
         raise ValueError("evolution keeps one population; it cannot follow "
                          "the depth schedule")
     if config.strategy == "evolution":
-        evolution.check_sizes(config.population_size, config.sample_size)
+        evolution.check_settings(config.population_size, config.sample_size,
+                                 config.identity_mutation_probability)
+    if config.evolution_batch < 1:
+        raise ValueError(f"evolution_batch={config.evolution_batch}; it must "
+                         f"be at least 1 (1: one child at a time)")
     if config.validation_size is not None and config.validation_size < 1:
         raise ValueError(
             f"validation_size={config.validation_size}; a search validates "

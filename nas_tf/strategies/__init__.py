@@ -1,8 +1,9 @@
 """Search strategies: each proposes architectures and learns from rewards.
 
 ``nasrl``: the REINFORCE-trained LSTM controller; ``random``: uniform
-sampling; ``evolution``: regularized (aging) evolution. ENAS and DARTS,
-whose children share weights, come with their supernets.
+sampling; ``evolution``: regularized (aging) evolution. With all three every
+child trains from scratch; the weight-sharing searches of ENAS and DARTS are
+not here yet.
 """
 
 from nas_tf.strategies.base import SearchStrategy
