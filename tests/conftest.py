@@ -1,6 +1,7 @@
 """Test-wide settings: quiet TensorFlow, and a fixed Keras seed per test."""
 
 import os
+import re
 import socket
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -88,6 +89,22 @@ def run_script(script, *args, timeout=600, cwd=ROOT):
                             env=script_env(), capture_output=True, text=True,
                             timeout=timeout)
     return result.returncode, result.stdout, result.stderr
+
+
+# TensorFlow's C++ runtime logs these when its libraries load, before any
+# log level applies (TF_CPP_MIN_LOG_LEVEL does not silence them).
+_TENSORFLOW_LOAD_LINES = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r" are written to STDERR$"
+    r"|I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are "
+    r"on\.")
+
+
+def script_stderr_lines(stderr):
+    """The lines a script wrote to stderr, without TensorFlow's load-time
+    notices."""
+    return [line for line in stderr.splitlines()
+            if not _TENSORFLOW_LOAD_LINES.match(line)]
 
 
 def without_wall_clock(records):

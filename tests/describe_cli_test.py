@@ -4,6 +4,7 @@ drawing, and one-line errors without tracebacks."""
 import pytest
 
 from conftest import run_script
+from conftest import script_stderr_lines
 from nas_tf.spaces.published import PUBLISHED
 
 
@@ -56,11 +57,14 @@ def test_ptb_presets(preset, arch, params, size):
 
 
 def _one_line_error(args):
+    """The script's whole error output: one line, exit status 2 (the
+    README's promise for bad input)."""
     code, out, err = _describe(*args)
-    assert code != 0
+    assert code == 2, err
     assert "Traceback" not in err and "Traceback" not in out
-    errors = [l for l in err.splitlines() if l.startswith("describe.py:")]
-    assert len(errors) == 1, err
+    errors = script_stderr_lines(err)
+    assert len(errors) == 1 and errors[0].startswith("describe.py: error: "), \
+        err
     return errors[0]
 
 
