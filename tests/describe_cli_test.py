@@ -7,6 +7,9 @@ from conftest import run_script
 from conftest import script_stderr_lines
 from nas_tf.spaces.published import PUBLISHED
 
+# Every test here runs describe.py in a subprocess.
+pytestmark = pytest.mark.slow
+
 
 def _describe(*args):
     return run_script("describe.py", *args, timeout=300)
@@ -37,7 +40,6 @@ def test_enas_macro_space_size_with_12_layers():
     assert _fields(out)["space_size"] == str(6 ** 12 * 2 ** 66)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("preset,arch,params,size", [
     # DARTS eval: hidden 850, vocab 10,000, tied, with the decoder bias.
     ("darts_ptb_final", "DARTS_V2_RNN", 22_960_000, 4 ** 8 * 40320),
