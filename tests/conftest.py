@@ -54,17 +54,18 @@ def small_space(small_space_name):
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def _is_local(address) -> bool:
-    """Whether a socket address stays on this machine (loopback, or a
-    Unix socket's path)."""
-    if isinstance(address, (str, bytes)):
-        return True
-    host = address[0]
+def _is_local_host(host) -> bool:
     if host is None:  # getaddrinfo(None, port): this machine's addresses
         return True
     if isinstance(host, bytes):
         host = host.decode()
     return host in _LOCAL_HOSTS or host.startswith("127.")
+
+
+def _is_local_address(address) -> bool:
+    # A Unix socket's address is a path; an internet one starts with the
+    # host.
+    return isinstance(address, (str, bytes)) or _is_local_host(address[0])
 
 
 @pytest.fixture
@@ -85,17 +86,17 @@ def no_network(monkeypatch):
         raise AssertionError(f"test tried to reach {address!r}")
 
     def local_only(host, *args, **kwargs):
-        if not _is_local((host,)):
+        if not _is_local_host(host):
             refuse(host)
         return real_getaddrinfo(host, *args, **kwargs)
 
     def connect(sock, address):
-        if not _is_local(address):
+        if not _is_local_address(address):
             refuse(address)
         return real_connect(sock, address)
 
     def connect_ex(sock, address):
-        if not _is_local(address):
+        if not _is_local_address(address):
             refuse(address)
         return real_connect_ex(sock, address)
 
