@@ -50,18 +50,62 @@ def small_space(small_space_name):
                             **SMALL_SPACES[small_space_name])
 
 
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _is_local_host(host) -> bool:
+    if host is None:  # getaddrinfo(None, port): this machine's addresses
+        return True
+    if isinstance(host, bytes):
+        host = host.decode()
+    return host in _LOCAL_HOSTS or host.startswith("127.")
+
+
+def _is_local_address(address) -> bool:
+    # A Unix socket's address is a path; an internet one starts with the
+    # host.
+    return isinstance(address, (str, bytes)) or _is_local_host(address[0])
+
+
 @pytest.fixture
 def no_network(monkeypatch):
-    """Any lookup of a remote host fails the test: every connection (the
-    socket module's and urllib3's) resolves its host through getaddrinfo."""
+    """Any attempt to reach a remote host fails the test, from whichever
+    thread makes it. Host lookups (every connection by name, the socket
+    module's and urllib3's, resolves it through getaddrinfo) and connections
+    to remote addresses raise; as a thread may swallow that error (the
+    download checks in nas_tf/data/netcheck.py run in daemon threads), every
+    attempt is also recorded and fails the test when it ends."""
+    attempts = []
     real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def refuse(address):
+        attempts.append(address)
+        raise AssertionError(f"test tried to reach {address!r}")
 
     def local_only(host, *args, **kwargs):
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise AssertionError(f"test tried to reach {host!r}")
+        if not _is_local_host(host):
+            refuse(host)
         return real_getaddrinfo(host, *args, **kwargs)
 
+    def connect(sock, address):
+        if not _is_local_address(address):
+            refuse(address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        if not _is_local_address(address):
+            refuse(address)
+        return real_connect_ex(sock, address)
+
     monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield
+    if attempts:
+        pytest.fail(f"test tried to reach the network: {attempts}",
+                    pytrace=False)
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

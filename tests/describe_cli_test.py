@@ -6,6 +6,9 @@ import pytest
 from conftest import run_script
 from nas_tf.spaces.published import PUBLISHED
 
+# Every test here runs describe.py in a subprocess.
+pytestmark = pytest.mark.slow
+
 
 def _describe(*args):
     return run_script("describe.py", *args, timeout=300)
@@ -36,7 +39,6 @@ def test_enas_macro_space_size_with_12_layers():
     assert _fields(out)["space_size"] == str(6 ** 12 * 2 ** 66)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("preset,arch,params,size", [
     # DARTS eval: hidden 850, vocab 10,000, tied, with the decoder bias.
     ("darts_ptb_final", "DARTS_V2_RNN", 22_960_000, 4 ** 8 * 40320),
@@ -56,11 +58,14 @@ def test_ptb_presets(preset, arch, params, size):
 
 
 def _one_line_error(args):
+    """The script's whole error output: one line, exit status 2 (the
+    README's promise for bad input)."""
     code, out, err = _describe(*args)
-    assert code != 0
+    assert code == 2, err
     assert "Traceback" not in err and "Traceback" not in out
-    errors = [l for l in err.splitlines() if l.startswith("describe.py:")]
-    assert len(errors) == 1, err
+    errors = err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("describe.py: error: "), \
+        err
     return errors[0]
 
 

@@ -203,15 +203,19 @@ def test_a_run_directory_refuses_another_recipe(tmp_path):
     final_training.check_logdir(str(tmp_path), other)
 
 
-def test_language_models_resume_to_the_uninterrupted_run(tmp_path,
-                                                        monkeypatch):
+def test_language_models_resume_during_averaged_sgd_to_the_uninterrupted_run(
+        tmp_path, monkeypatch):
     corpus = synthetic_text.synthetic_corpus(
-        seed=0, num_train_words=8_000, num_valid_words=1_000,
+        seed=0, num_train_words=6_000, num_valid_words=1_000,
         num_test_words=1_000)
     space = spaces.get_space("darts_rnn", steps=2)
+    # nonmono=1: averaged SGD starts once a validation loss is worse than
+    # one two or more epochs before; here that is after epoch 3 (valid ppl
+    # 98, 138, 146), so epochs 4 and 5 average and the run is stopped
+    # between them. The learning rate is an int, as a user may write it.
     recipe = config_lib.LmTrainConfig(
-        epochs=3, batch_size=16, eval_batch_size=8, test_batch_size=8,
-        nonmono=0, log_every=1000)
+        epochs=5, batch_size=16, eval_batch_size=8, test_batch_size=8,
+        learning_rate=30, nonmono=1, log_every=1000)
     # No dropout: its masks are not checkpointed, everything else is.
     lm = config_lib.LmConfig(
         vocab_size=len(corpus.vocab), hidden_size=16, output_dropout=0.0,
@@ -219,33 +223,37 @@ def test_language_models_resume_to_the_uninterrupted_run(tmp_path,
         embedding_dropout=0.0)
 
     def run(directory):
-        model = builders.build_model(space, space.sample(0), lm, seed=0)
+        model = builders.build_model(space, space.sample(1), lm, seed=0)
         return lm_trainer.LmTrainer(model, corpus, recipe,
                                     log=lambda line: None,
                                     checkpoint_dir=str(directory)).run()
 
     whole = run(tmp_path / "whole")
+    assert whole.averaging_epoch == 3
     original = lm_trainer.LmTrainer._train_epoch
 
-    def stop_at_epoch_3(self, epoch, *args):
-        if epoch == 3:
+    def stop_at_epoch_5(self, epoch, *args):
+        if epoch == 5:
             raise _Interrupt
         return original(self, epoch, *args)
 
     monkeypatch.setattr(lm_trainer.LmTrainer, "_train_epoch",
-                        stop_at_epoch_3)
+                        stop_at_epoch_5)
     with pytest.raises(_Interrupt):
         run(tmp_path / "cut")
     monkeypatch.setattr(lm_trainer.LmTrainer, "_train_epoch", original)
     progress = json.loads((tmp_path / "cut" / "lm_progress.json").read_text())
-    assert progress["epoch"] == 2
+    assert progress["epoch"] == 4 and progress["averaging_epoch"] == 3
     resumed = run(tmp_path / "cut")
 
     def ppls(result):
         return [(r["train_ppl"], r["valid_ppl"], r["averaged"])
                 for r in result.history]
 
-    # The weights, the best so far and the window sampler's state cross
-    # the interruption.
+    # The weights, the running average and its step count, ASGD's step
+    # size, the best so far and the window sampler's state cross the
+    # interruption.
+    assert [r["averaged"] for r in resumed.history] == [False] * 3 + [True] * 2
     np.testing.assert_allclose(ppls(resumed), ppls(whole), rtol=1e-5)
+    assert resumed.averaging_epoch == 3
     assert resumed.test_ppl == pytest.approx(whole.test_ppl, rel=1e-5)

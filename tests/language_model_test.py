@@ -42,10 +42,6 @@ def test_parameter_counts_of_the_originals(name, lm, expected):
     assert _count(_model(name, **lm)) == expected
 
 
-def test_darts_v2_count_is_22_96m():
-    assert _count(_model("DARTS_V2_RNN")) == 22_960_000
-
-
 def test_decoder_is_tied_to_the_embedding_and_adds_its_bias():
     model = _model("DARTS_V1_RNN", vocab_size=50, hidden_size=8)
     model.decoder_bias.assign(np.arange(50, dtype="float32"))

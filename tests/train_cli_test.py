@@ -9,8 +9,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from conftest import run_script
 
 ARCH = "1 2 1 3 3 1 1 3 3 1 1 1"  # nasrl_cnn, 3 layers
-SHORT = ["--flagfile=configs/quickstart_train.cfg", "--epochs=2",
-         "--steps_per_epoch=2", "--eval_every=1"]
+SHORT = ["--flagfile=configs/quickstart_train.cfg", "--epochs=3",
+         "--steps_per_epoch=8", "--eval_every=1"]
 
 
 @pytest.mark.slow
@@ -19,7 +19,7 @@ def test_train_writes_a_finished_run_and_refuses_to_redo_it(tmp_path):
     code, out, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
                                 f"--logdir={logdir}")
     assert code == 0, err
-    assert "epoch 2/2" in out and "test acc" in out and "ETA" in out
+    assert "epoch 3/3" in out and "test acc" in out and "ETA" in out
     assert "scripts/export.py" in out
     names = {p.name for p in logdir.iterdir()}
     assert {"flags.cfg", "train_config.json", "result.json",
@@ -27,7 +27,9 @@ def test_train_writes_a_finished_run_and_refuses_to_redo_it(tmp_path):
     result = json.loads((logdir / "result.json").read_text())
     assert result["architecture"] == ARCH
     assert result["preset"] == "quickstart_train"
-    assert 0.0 <= result["test_accuracy"] <= 1.0
+    # 24 steps of the quickstart recipe learn dominoes: 0.664 of the 500
+    # test images at --seed=0 (chance: 1/3, about +-0.02).
+    assert result["test_accuracy"] >= 0.5
     events = event_accumulator.EventAccumulator(
         str(logdir), size_guidance={"tensors": 0, "images": 0})
     events.Reload()
@@ -94,3 +96,16 @@ def test_bad_train_flags_fail_at_once(tmp_path):
     assert err.splitlines() == [f"classify.py: error: --export_dir="
                                 f"{tmp_path} is not a SavedModel written by "
                                 "export.py (OSError)"]
+
+
+@pytest.mark.slow
+def test_a_diverged_training_is_a_one_line_error(tmp_path):
+    code, out, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
+                                "--learning_rate=1e30",
+                                f"--logdir={tmp_path}")
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.splitlines() == [
+        "train.py: error: the training loss became nan in epoch 1; lower "
+        "--learning_rate or set --grad_clip"]
+    assert not (tmp_path / "result.json").exists()

@@ -4,7 +4,10 @@ NAS-RL's two rewards are the defaults: ``acc**3`` on CIFAR-10 (the cube of
 the best validation accuracy of the last 5 epochs, sec. 4.1) and
 ``80/ppl**2`` on Penn Treebank (c / ppl^2 with c = 80, sec. 4.2). A formula
 may use ``acc`` (image children) or ``ppl`` (language models), numbers,
-``+ - * / **`` and parentheses; nothing else is evaluated.
+``+ - * / **`` and parentheses; nothing else is evaluated. Where a formula
+has no real value (a division by zero, an overflow, an infinite or NaN
+result, a negative number to a fractional power) the reward is 0, as for a
+diverged child, and the search goes on.
 """
 
 import ast
@@ -67,4 +70,7 @@ class RewardFormula:
             result = run(self._tree)
         except (ZeroDivisionError, OverflowError):
             return 0.0
-        return result if math.isfinite(result) else 0.0
+        # Python's ** makes a negative base to a fractional power complex.
+        if isinstance(result, complex) or not math.isfinite(result):
+            return 0.0
+        return result

@@ -98,7 +98,8 @@ class LmTrainer:
                          for w in self.weights]
         self.average_count = tf.Variable(0.0, trainable=False)
         # The step size of the next averaged step (see _compile_train).
-        self.asgd_eta = tf.Variable(config.learning_rate, trainable=False)
+        self.asgd_eta = tf.Variable(float(config.learning_rate),
+                                    trainable=False)
         self.writer = (tf.summary.create_file_writer(logdir) if logdir
                        else tf.summary.create_noop_writer())
         self.manager = None
