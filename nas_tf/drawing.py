@@ -170,17 +170,23 @@ def tree_panel(tree: nasrl_rnn.TreeCell, title: str) -> Panel:
             text += f"\nthen {_applied(inject_act, joined)}"
         nodes.append(Box(str(k), text, NODE, rank[k]))
     edges.append(Edge(RNN_MEMORY_IN, str(tree.inject_node)))
+
+    def upper_half(node):
+        column = [k for k in rank if rank[k] == rank[node]]
+        return column.index(node) + 0.5 < len(column) / 2
+
+    # Columns keep the tree's node order; c_{t-1} and c_t go above x_t and
+    # h_t when the node they join is in the upper half of its column.
     inputs = [Box(RNN_INPUT, _RNN_INPUT_TEXT, INPUT, 0),
               Box(RNN_MEMORY_IN, _math(RNN_MEMORY_IN), INPUT, 0)]
-    # Columns keep the tree's node order: c_{t-1} goes above x_t when the
-    # node it joins is in the upper half of its column.
-    column = [k for k in rank if rank[k] == rank[tree.inject_node]]
-    if column.index(tree.inject_node) + 0.5 < len(column) / 2:
+    if upper_half(tree.inject_node):
         inputs.reverse()
     out_rank = 1 + max(rank.values())
-    root = str(len(tree.nodes) - 1)
     outputs = [Box(RNN_OUTPUT, _math(RNN_OUTPUT), OUTPUT, out_rank),
                Box(RNN_MEMORY_OUT, _math(RNN_MEMORY_OUT), OUTPUT, out_rank)]
+    if upper_half(tree.cell_node):
+        outputs.reverse()
+    root = str(len(tree.nodes) - 1)
     edges += [Edge(root, RNN_OUTPUT),
               Edge(str(tree.cell_node), RNN_MEMORY_OUT)]
     return Panel(title, tuple(inputs + nodes + outputs), tuple(edges), RIGHT,
