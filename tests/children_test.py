@@ -163,5 +163,5 @@ def test_language_model_whose_loss_becomes_nan_scores_0(corpus):
         corpus)
     assert record["status"] == children.DIVERGED
     assert record["reward"] == 0.0
-    assert any("child 0: the training loss became NaN; reward 0" in line
+    assert any("child 1: the training loss became NaN; reward 0" in line
                for line in lines)
