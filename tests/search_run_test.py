@@ -68,7 +68,7 @@ def _best_architecture_images(events):
     """(step, height, width) of every ``best_architecture`` image, checking
     that each is a real PNG of the size its summary states."""
     shown = []
-    for event in events.Tensors("best_architecture"):
+    for event in events.Tensors(review.IMAGE_TAG):
         width, height, png = tf.make_ndarray(event.tensor_proto)
         pixels = tf.io.decode_png(png).numpy()
         assert pixels.shape[:2] == (int(height), int(width))
@@ -94,7 +94,7 @@ def _table_rows(markdown):
 
 
 def _last_top_table(events):
-    event = events.Tensors("top_architectures")[-1]
+    event = events.Tensors(review.TABLE_TAG)[-1]
     return tf.make_ndarray(event.tensor_proto).item().decode()
 
 
@@ -156,6 +156,13 @@ def test_run_directory_history_and_tensorboard(tmp_path, data):
     # Child k (1-based, as in the progress lines) at step k.
     assert [e.step for e in events.Tensors("controller/reward")] == [
         1, 2, 3, 4]
+    # The group TensorBoard shows first: every reward and the best so far.
+    rewards = [float(tf.make_ndarray(e.tensor_proto))
+               for e in events.Tensors(review.REWARD_TAG)]
+    best_so_far = [float(tf.make_ndarray(e.tensor_proto))
+                   for e in events.Tensors(review.BEST_REWARD_TAG)]
+    assert rewards == pytest.approx([r["reward"] for r in records])
+    assert best_so_far == pytest.approx(list(np.maximum.accumulate(rewards)))
     assert [r["child"] for r in records] == [1, 2, 3, 4]
     assert [line.split("]")[0] for line in progress] == [
         "[child 1/4", "[child 2/4", "[child 3/4", "[child 4/4"]
@@ -165,7 +172,7 @@ def test_run_directory_history_and_tensorboard(tmp_path, data):
     assert [step for step, _, _ in images] == _improvements(records)
     assert images[-1][0] == best["child"]
     # The top table after each batch of two, not again at the end.
-    assert [e.step for e in events.Tensors("top_architectures")] == [2, 4]
+    assert [e.step for e in events.Tensors(review.TABLE_TAG)] == [2, 4]
     _check_top_table(events, records, "valid_accuracy")
 
 
@@ -422,7 +429,7 @@ def test_review_follows_a_resumed_history(tmp_path, data, monkeypatch):
     # taken for a new best.
     steps = [step for step, _, _ in _best_architecture_images(events)]
     assert steps == [1, 2, 5, 5, 11]
-    assert [e.step for e in events.Tensors("top_architectures")] == [
+    assert [e.step for e in events.Tensors(review.TABLE_TAG)] == [
         2, 4, 6, 8, 10, 12]
     _check_top_table(events, records, "valid_accuracy")
     assert not any("cannot draw" in line for line in lines)
@@ -462,7 +469,7 @@ def test_a_failed_drawing_warns_once_and_the_search_goes_on(
     assert len(warnings) == 1 and "no figure for this space" in warnings[0]
     assert len(calls) == 1  # no retry for every new best
     events = _events(tmp_path)
-    assert "best_architecture" not in events.Tags()["tensors"]
+    assert review.IMAGE_TAG not in events.Tags()["tensors"]
     _check_top_table(events, result.history, "valid_accuracy")
 
 

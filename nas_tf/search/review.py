@@ -1,17 +1,24 @@
-"""What TensorBoard shows of a search beyond its curves: what it found.
+"""What TensorBoard shows first of a search: its rewards and what it found.
 
-The scalars say whether a search learns; these two summaries say what it
-has found so far, without opening ``history.jsonl``:
+Everything here is in the tag group ``Search``, which TensorBoard lists
+before the others (capitals sort first) and opens on a first visit, so the
+default view shows how the search goes and what it has found, without
+opening ``history.jsonl``:
 
-* ``best_architecture`` (Images): a drawing of the best child so far, in
-  the style of the papers' figures (``nas_tf.drawing``), written at the step
-  of the child that became the best (child k at step k). A drawing takes a few tenths of a
-  second, so it is made only when the best changes, never for every child.
-* ``top_architectures`` (Text): a markdown table of the ten best children
-  (rank, child number, reward, main metric, tokens), written after every
-  batch.
+* ``Search/reward`` and ``Search/best_reward`` (Scalars): every child's
+  reward (the same series as the contract's ``controller/reward``) and the
+  best so far, at the child's number.
+* ``Search/best_architecture`` (Images): a drawing of the best child so far,
+  in the style of the papers' figures (``nas_tf.drawing``), written at the
+  step of the child that became the best (child k at step k). A drawing
+  takes about half a second, so it is made only when the best changes.
+  TensorBoard fits images into a small card: its "Toggle actual image size"
+  button shows the drawing at its size.
+* ``Search/top_architectures`` (Text): a markdown table of the ten best
+  children (rank, child number, reward, main metric, tokens), written after
+  every batch.
 
-Both follow the run's ``History``, so a resumed run continues from the best
+All follow the run's ``History``, so a resumed run continues from the best
 of the loaded records instead of announcing its first new child as a new
 best. A figure is never worth a search: a drawing that fails is reported in
 one line and drawing stops for the rest of the run.
@@ -23,8 +30,11 @@ import tensorflow as tf
 
 from nas_tf import drawing
 
-IMAGE_TAG = "best_architecture"
-TABLE_TAG = "top_architectures"
+GROUP = "Search"
+REWARD_TAG = f"{GROUP}/reward"
+BEST_REWARD_TAG = f"{GROUP}/best_reward"
+IMAGE_TAG = f"{GROUP}/best_architecture"
+TABLE_TAG = f"{GROUP}/top_architectures"
 TOP_COUNT = 10
 
 
@@ -85,6 +95,13 @@ class SearchReview:
         self._drawing_works = True
         self._table_size = None   # number of records of the last table
 
+    def write_rewards(self, record: dict) -> None:
+        """The reward of the child of ``record`` and the best so far, at the
+        child's number."""
+        with self._writer.as_default(step=record["step"] + 1):
+            tf.summary.scalar(REWARD_TAG, record["reward"])
+            tf.summary.scalar(BEST_REWARD_TAG, self._history.best()["reward"])
+
     def update_best(self) -> None:
         """Draws the best child if it is not the one drawn last.
 
@@ -105,9 +122,10 @@ class SearchReview:
         with self._writer.as_default(step=best["step"] + 1):
             tf.summary.image(
                 IMAGE_TAG, image[tf.newaxis],
-                description="The best child so far, written at the child "
-                "step where it became the best; its reward and tokens are "
-                f"row 1 of {TABLE_TAG}.")
+                description="The best child so far, written at the step "
+                "of the child that became the best; its reward and tokens "
+                f"are row 1 of {TABLE_TAG}. Click the card's 'Toggle actual "
+                "image size' button to read it.")
         self._writer.flush()
 
     def _drawing(self, record):

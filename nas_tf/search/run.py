@@ -236,6 +236,7 @@ class SearchRun:
         self.history.append(json.loads(json.dumps(record, default=list)))
         self._timed += 1
         self._seconds += seconds
+        self.review.write_rewards(record)
         self._child_summaries(index, record)
         self.review.update_best()
         self._progress(index, record)
