@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, script_env
+from conftest import ROOT, run_script, script_env
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import command_line  # noqa: E402
@@ -88,3 +88,21 @@ def test_deterministic_turns_on_op_determinism():
                                 text=True, timeout=300)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == expected
+
+
+@pytest.mark.slow
+def test_help_lists_the_flags_each_script_reads():
+    def help_text(script):
+        code, out, err = run_script(script, "--help")
+        return out + err
+
+    search = help_text("search.py")
+    for flag in ("--logdir", "--preset", "--num_layers", "--epochs",
+                 "--reward_epochs", "--controller_preset", "--manual_dir"):
+        assert flag + ":" in search or f"--[no]{flag[2:]}:" in search, flag
+    assert "--cutout:" not in search  # train.py's recipe only
+    train = help_text("train.py")
+    for flag in ("--arch_file", "--cutout", "--lr_schedule", "--num_cells",
+                 "--deterministic"):
+        assert flag + ":" in train or f"--[no]{flag[2:]}:" in train, flag
+    assert "--reward_epochs:" not in train

@@ -107,3 +107,12 @@ def test_bad_flag_value_is_one_line_error():
     line = _one_line_error(["--space=nasrl_cnn", "--pool_layers=1,x",
                             "--arch=0"])
     assert "--pool_layers" in line and "'x'" in line
+    # absl's own checks (an unknown value of an enum, a missing --arch) and
+    # a drawing that cannot be written end the same way.
+    line = _one_line_error(["--space=annealed", "--arch=0"])
+    assert "--space=annealed" in line and "nasrl_cnn" in line
+    line = _one_line_error(["--space=nasrl_cnn"])
+    assert "--arch is required" in line
+    line = _one_line_error(["--preset=darts_cifar10_final", "--arch=DARTS_V2",
+                            "--draw=/proc/no_such_dir/cells.png"])
+    assert "--draw=/proc/no_such_dir/cells.png: cannot write it" in line

@@ -99,7 +99,7 @@ def test_load_ptb_fails_fast_when_the_host_is_unreachable(tmp_path,
     assert attempts == [("raw.githubusercontent.com", 443,
                          ptb.CONNECT_TIMEOUT_SECONDS)]
     message = str(error.value)
-    for hint in ("manual_dir", "data_dir", *FILES, ptb.URL_ROOT):
+    for hint in ("--manual_dir=DIR", "--data_dir", *FILES, ptb.URL_ROOT):
         assert hint in message
     # Nothing half-prepared is left behind.
     assert not (tmp_path / "ptb").exists()

@@ -53,6 +53,9 @@ def test_train_writes_a_finished_run_and_refuses_to_redo_it(tmp_path):
                                 "--num_images=4")
     assert code == 0, err
     assert out.count("predicted") == 4 and "/4 correct" in out
+    # Labels and predictions with the dataset's class names.
+    assert out.count("(horizontal)") + out.count("(vertical)") + \
+        out.count("(diagonal)") == 8
     assert ARCH in out
 
     code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
