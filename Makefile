@@ -4,6 +4,9 @@
 #                   classification with the export (installs first)
 #   make test       the whole test suite (installs first)
 # Also: make describe (count and draw DARTS_V2), make test-fast.
+# Bazel (4.2, Debian's bazel-bootstrap; `make bazel-install` installs it):
+#   make bazel-test    every test target (//tests/...)
+#   make bazel-smoke   a quick subset, which CI runs
 # `make install GPU=1` installs TensorFlow's CUDA build instead.
 
 PYTHON ?= python3
@@ -14,7 +17,8 @@ STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 
 DEMO := runs/demo
 
-.PHONY: install demo describe test test-fast bazel-test clean
+.PHONY: install demo describe test test-fast bazel-install bazel-test \
+    bazel-smoke clean
 
 install: $(STAMP)
 
@@ -48,8 +52,18 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
-bazel-test: install
+# The library, a test that imports conftest and runs a script, a script's
+# binary (//tests:smoke), and every script target built.
+BAZEL_SMOKE := //tests:smoke //scripts:all
+
+bazel-install:
+	bash tools/install_bazel.sh
+
+bazel-test: install bazel-install
 	bash tools/bazel_test.sh
+
+bazel-smoke: install bazel-install
+	bash tools/bazel_test.sh $(BAZEL_SMOKE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
