@@ -66,7 +66,9 @@ flags.DEFINE_string("train_flagfile", None,
 flags.DEFINE_enum("controller_preset", "nasrl",
                   sorted(controller_lib.CONTROLLER_PRESETS),
                   "Controller and REINFORCE settings of an original; the "
-                  "controller_* flags below override single fields.")
+                  "controller_* flags below override single fields. nasnet "
+                  "is REINFORCE with the NASNet paper's settings (it used "
+                  "PPO).")
 
 _CONTROLLER_HELP = {
     "lstm_size": "LSTM units per layer.",
@@ -78,10 +80,17 @@ _CONTROLLER_HELP = {
     "op_tanh_reduce": "op choices use tanh_constant / this.",
     "op_bias_init": "Learnable op-logit bias start (ENAS micro).",
     "normal_op_bias": "Constant normal-cell op bias after tanh.",
+    "tie_choice_logits": "Choice logits h . embedding^T (enas_lm).",
     "index_locality": "Node logits lose this * (k - j)^2.",
     "index_input_scaling": "Input after a node pick: h_j / (0.1 + k - j).",
     "zero_input_anchors": "Input nodes' anchors are zeros.",
+    "input_node_steps": "An LSTM step makes each input node (off: zero "
+                        "anchor and key, enas_lm).",
+    "anchor_at": "last_step or first_step (ENAS PTB) of a unit makes its "
+                 "anchor.",
     "anchor_step": "Extra LSTM step makes each node's anchor.",
+    "empty_input_step": "A unit without an input pick (node 0) takes that "
+                        "step first (ENAS PTB).",
     "empty_skip_step": "Layer 0 takes a skip step too (ENAS macro).",
     "skip_logits": "sigmoid (NAS-RL) or paired (ENAS macro).",
     "learning_rate": "Adam learning rate.",

@@ -1,4 +1,7 @@
-"""REINFORCE: the baseline, the update's direction, learning a target."""
+"""REINFORCE: the baseline, the update's direction, the entropy bonus and
+the skip penalty, the presets, learning a target."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -34,6 +37,115 @@ def test_entropy_goes_into_the_reward_or_the_loss():
                                         entropy_mode="loss")
     np.testing.assert_allclose(reinforce.shaped_reward([1.0], out, in_loss),
                                [1.0])
+
+
+# The originals' numbers: nasrl: Zoph & Le sec. 4.1 (Adam 6e-4, m = 8; the
+# baseline decay is NASNet's); nasnet: NASNet appendix A.2/A.3; enas_*:
+# melodyguan/enas scripts, main.py flags and src/utils.py (Adam beta1 0,
+# epsilon 1e-3); enas_lm: google-research enas_lm controller.py.
+NASRL_REINFORCE = dict(
+    learning_rate=6e-4, beta1=0.9, beta2=0.999, epsilon=1e-8,
+    baseline_decay=0.95, num_aggregate=8, entropy_weight=0.0,
+    entropy_mode="reward", entropy_kind="full", skip_weight=0.0,
+    skip_target=0.4)
+ORIGINAL_REINFORCE = {
+    "nasrl": NASRL_REINFORCE,
+    "nasnet": {**NASRL_REINFORCE, "learning_rate": 3.5e-4,
+               "num_aggregate": 20, "entropy_weight": 1e-5,
+               "entropy_mode": "loss"},
+    "enas_macro": {**NASRL_REINFORCE, "learning_rate": 1e-3, "beta1": 0.0,
+                   "epsilon": 1e-3, "baseline_decay": 0.99,
+                   "num_aggregate": 20, "entropy_weight": 1e-4,
+                   "entropy_kind": "sampled", "skip_weight": 0.8},
+    "enas_micro": {**NASRL_REINFORCE, "learning_rate": 3.5e-3, "beta1": 0.0,
+                   "epsilon": 1e-3, "baseline_decay": 0.99,
+                   "num_aggregate": 10, "entropy_weight": 1e-4},
+    "enas_ptb": {**NASRL_REINFORCE, "learning_rate": 1e-3, "beta1": 0.0,
+                 "epsilon": 1e-3, "baseline_decay": 0.99,
+                 "num_aggregate": 10, "entropy_weight": 1e-3,
+                 "entropy_kind": "sampled"},
+    "enas_lm": {**NASRL_REINFORCE, "learning_rate": 5e-5,
+                "baseline_decay": 0.999, "num_aggregate": 10,
+                "entropy_weight": 1e-5, "entropy_kind": "sampled"},
+}
+
+
+def test_presets_hold_the_originals_numbers():
+    presets = reinforce.REINFORCE_PRESETS
+    assert set(presets) == set(ORIGINAL_REINFORCE) == \
+        set(controller_lib.CONTROLLER_PRESETS)
+    for name, expected in ORIGINAL_REINFORCE.items():
+        assert dataclasses.asdict(presets[name]) == expected, name
+
+
+def _dense(gradients, variables):
+    """``gradients`` as numpy arrays; zeros for variables a loss does not
+    use."""
+    return [np.zeros(v.shape) if g is None else tf.convert_to_tensor(g).numpy()
+            for g, v in zip(gradients, variables)]
+
+
+@pytest.mark.parametrize("kind", ["full", "sampled"])
+def test_entropy_bonus_in_the_loss_has_a_gradient(kind):
+    space = spaces.get_space("enas_macro", num_layers=3)
+    controller = controller_lib.Controller(
+        space, controller_lib.CONTROLLER_PRESETS["enas_macro"])
+    # Away from uniform, where the full entropy is flat.
+    for w in controller.weights:
+        w.assign(w * 10.0)
+    score = controller.score_fn(space)
+    tokens = tf.constant([space.sample(seed).tokens for seed in range(4)])
+
+    # The op softmax learns only from op decisions, the skip attention's v
+    # only from skip decisions: the bonus of each kind of decision counts.
+    heads = [controller.soft["choice:op:6"], controller.attention["skips"][2]]
+
+    def largest_gradients(mode):
+        config = reinforce.ReinforceConfig(
+            entropy_weight=1.0, entropy_mode=mode, entropy_kind=kind)
+        with tf.GradientTape() as tape:
+            # Zero advantages: only the entropy bonus is left to move.
+            loss = reinforce.reinforce_loss(score(tokens), tf.zeros(4),
+                                            config)
+        return [float(np.max(np.abs(g)))
+                for g in _dense(tape.gradient(loss, heads), heads)]
+
+    assert min(largest_gradients("loss")) > 1e-3
+    # In the reward the bonus is a number (ENAS's stop_gradient).
+    assert max(largest_gradients("reward")) == 0.0
+
+
+def test_skip_penalty_enters_the_gradient_and_the_update():
+    space = spaces.get_space("enas_macro", num_layers=4)
+    controller = controller_lib.Controller(
+        space, controller_lib.CONTROLLER_PRESETS["enas_macro"])
+    variables = controller.trainable_variables
+    score = controller.score_fn(space)
+    tokens = tf.constant([space.sample(seed).tokens for seed in range(4)])
+
+    def gradients(skip_weight):
+        config = reinforce.ReinforceConfig(skip_weight=skip_weight)
+        with tf.GradientTape() as tape:
+            # Zero advantages: only the skip penalty is left to move.
+            loss = reinforce.reinforce_loss(score(tokens), tf.zeros(4),
+                                            config)
+        return _dense(tape.gradient(loss, variables), variables)
+
+    with tf.GradientTape() as tape:
+        kl = tf.reduce_mean(score(tokens).skip_kl)
+    kl_grads = _dense(tape.gradient(kl, variables), variables)
+    assert max(float(np.max(np.abs(g))) for g in kl_grads) > 1e-3
+    assert all(not np.any(g) for g in gradients(0.0))
+    for g, expected in zip(gradients(0.8), kl_grads):
+        np.testing.assert_allclose(g, 0.8 * expected, rtol=1e-4, atol=1e-8)
+
+    learner = reinforce.Reinforce(controller, reinforce.ReinforceConfig(
+        learning_rate=0.003, num_aggregate=4, skip_weight=0.8))
+    kl_before = float(kl)
+    for _ in range(3):
+        # Rewards equal to the baseline (0): zero advantages.
+        assert learner.update(space, tokens, [0.0] * 4)["advantage"] == 0.0
+    assert float(tf.reduce_mean(score(tokens).skip_kl)) < kl_before - 1e-3
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
