@@ -22,6 +22,7 @@ from nas_tf import controller as controller_lib
 from nas_tf import distribute
 from nas_tf.utils import fileio
 from nas_tf.controller import reinforce
+from nas_tf.search import reward as reward_lib
 from nas_tf.search import run
 from nas_tf.search import search_config
 from nas_tf import spaces
@@ -44,7 +45,9 @@ flags.DEFINE_integer("validation_size", None,
                      "Training images held out for validation (tfds: "
                      "5000, the originals' split).")
 flags.DEFINE_string("reward", "", "Reward formula over acc or ppl; empty: "
-                    "acc**3 for images, 80/ppl**2 for text (NAS-RL).")
+                    "the --controller_preset original's (nasrl: acc**3 for "
+                    "images, 80/ppl**2 for text; enas_*: acc, 80/ppl; "
+                    "nasnet: acc).")
 flags.DEFINE_float("failed_reward", 0.0,
                    "Reward of a child that cannot be built.")
 flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
@@ -65,10 +68,10 @@ flags.DEFINE_string("train_flagfile", None,
                     "command printed at the end. Unset: the space's flags.")
 flags.DEFINE_enum("controller_preset", "nasrl",
                   sorted(controller_lib.CONTROLLER_PRESETS),
-                  "Controller and REINFORCE settings of an original; the "
-                  "controller_* flags below override single fields. nasnet "
-                  "is REINFORCE with the NASNet paper's settings (it used "
-                  "PPO).")
+                  "Controller, REINFORCE and reward settings of an "
+                  "original; the controller_* flags below and --reward "
+                  "override single fields. nasnet is REINFORCE with the "
+                  "NASNet paper's settings (it used PPO).")
 
 _CONTROLLER_HELP = {
     "lstm_size": "LSTM units per layer.",
@@ -182,7 +185,8 @@ def config_from_flags() -> search_config.SearchConfig:
         lm=common_flags.lm_config_from_flags(),
         lm_train=lm_train if kind == "text" else
         search_config.SearchConfig.lm_train,
-        reward=FLAGS.reward, failed_reward=FLAGS.failed_reward,
+        reward=FLAGS.reward or reward_lib.preset_formula(preset, kind),
+        failed_reward=FLAGS.failed_reward,
         distribute=FLAGS.distribute)
 
 

@@ -2,14 +2,18 @@
 the skip penalty, the presets, learning a target."""
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import ROOT, script_env
 from nas_tf import controller as controller_lib
 from nas_tf.controller import reinforce
 from nas_tf import spaces
+from nas_tf.search import reward
 
 
 def test_baseline_moves_before_the_advantage():
@@ -76,6 +80,45 @@ def test_presets_hold_the_originals_numbers():
         set(controller_lib.CONTROLLER_PRESETS)
     for name, expected in ORIGINAL_REINFORCE.items():
         assert dataclasses.asdict(presets[name]) == expected, name
+
+
+def test_each_preset_names_its_originals_reward():
+    assert set(reward.PRESET_FORMULAS) == set(
+        controller_lib.CONTROLLER_PRESETS)
+    expected = {"nasrl": ("acc**3", "80/ppl**2"),
+                "nasnet": ("acc", "80/ppl**2"),
+                "enas_macro": ("acc", "80/ppl"),
+                "enas_micro": ("acc", "80/ppl"),
+                "enas_ptb": ("acc", "80/ppl"),
+                "enas_lm": ("acc", "80/ppl")}
+    for preset, (image, text) in expected.items():
+        assert reward.preset_formula(preset, "image") == image
+        assert reward.preset_formula(preset, "text") == text
+    with pytest.raises(ValueError, match="'ppo' has no reward"):
+        reward.preset_formula("ppo", "image")
+    with pytest.raises(ValueError, match="reward kind 'audio'"):
+        reward.preset_formula("nasrl", "audio")
+
+
+@pytest.mark.slow
+def test_search_script_takes_the_presets_reward_unless_given():
+    # config_from_flags in a fresh interpreter: absl flags are global.
+    common = "--space=enas_rnn --layout=enas_lm --dataset=ptb"
+    cases = {"--controller_preset=enas_lm": "80/ppl",
+             "--controller_preset=nasrl": "80/ppl**2",
+             "--controller_preset=enas_lm --reward=1/ppl": "1/ppl"}
+    code = (
+        "import sys; sys.path.insert(0, 'scripts'); import search\n"
+        "from absl import flags\n"
+        f"for args in {list(cases)!r}:\n"
+        "    flags.FLAGS.unparse_flags()\n"
+        f"    flags.FLAGS(['search.py', *(args + ' {common}').split()])\n"
+        "    print(search.config_from_flags().reward)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                            env=script_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == list(cases.values())
 
 
 def _dense(gradients, variables):
