@@ -258,9 +258,12 @@ def test_controller_learns_a_target_much_faster_than_random(small_space):
         return (np.asarray(tokens) == target).mean(axis=1)
 
     controller = controller_lib.Controller(space)
+    # The entropy bonus keeps every space exploring: much more keeps
+    # NASNet's 13-way op choices near uniform, much less lets the recurrent
+    # spaces settle early.
     learner = reinforce.Reinforce(controller, reinforce.ReinforceConfig(
         learning_rate=0.01, num_aggregate=32, baseline_decay=0.9,
-        entropy_weight=0.015, entropy_mode="loss"))
+        entropy_weight=0.0125, entropy_mode="loss"))
     for update in range(MAX_UPDATES):
         tokens = controller.sample(space, 32, (7, update)).tokens.numpy()
         rewards = reward(tokens)
