@@ -25,6 +25,7 @@ else:  # python scripts/search.py: scripts/ is on sys.path
 from nas_tf import controller as controller_lib
 from nas_tf import distribute
 from nas_tf.controller import reinforce
+from nas_tf.search import reward as reward_lib
 from nas_tf.search import run
 from nas_tf.search import search_config
 from nas_tf import spaces
@@ -48,7 +49,9 @@ flags.DEFINE_integer("validation_size", None,
                      "Training images held out for validation (tfds: "
                      "5000, the originals' split).")
 flags.DEFINE_string("reward", "", "Reward formula over acc or ppl; empty: "
-                    "acc**3 for images, 80/ppl**2 for text (NAS-RL).")
+                    "the --controller_preset original's (nasrl: acc**3 for "
+                    "images, 80/ppl**2 for text; enas_*: acc, 80/ppl; "
+                    "nasnet: acc).")
 flags.DEFINE_float("failed_reward", 0.0,
                    "Reward of a child that cannot be built.")
 flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
@@ -83,8 +86,10 @@ flags.DEFINE_string("train_preset", None,
                     "train.py's defaults on --dataset.")
 flags.DEFINE_enum("controller_preset", "nasrl",
                   sorted(controller_lib.CONTROLLER_PRESETS),
-                  "Controller and REINFORCE settings of an original; the "
-                  "controller_* flags below override single fields.")
+                  "Controller, REINFORCE and reward settings of an "
+                  "original; the controller_* flags below and --reward "
+                  "override single fields. nasnet is REINFORCE with the "
+                  "NASNet paper's settings (it used PPO).")
 
 _CONTROLLER_HELP = {
     "lstm_size": "LSTM units per layer.",
@@ -96,10 +101,17 @@ _CONTROLLER_HELP = {
     "op_tanh_reduce": "op choices use tanh_constant / this.",
     "op_bias_init": "Learnable op-logit bias start (ENAS micro).",
     "normal_op_bias": "Constant normal-cell op bias after tanh.",
+    "tie_choice_logits": "Choice logits h . embedding^T (enas_lm).",
     "index_locality": "Node logits lose this * (k - j)^2.",
     "index_input_scaling": "Input after a node pick: h_j / (0.1 + k - j).",
     "zero_input_anchors": "Input nodes' anchors are zeros.",
+    "input_node_steps": "An LSTM step makes each input node (off: zero "
+                        "anchor and key, enas_lm).",
+    "anchor_at": "last_step or first_step (ENAS PTB) of a unit makes its "
+                 "anchor.",
     "anchor_step": "Extra LSTM step makes each node's anchor.",
+    "empty_input_step": "A unit without an input pick (node 0) takes that "
+                        "step first (ENAS PTB).",
     "empty_skip_step": "Layer 0 takes a skip step too (ENAS macro).",
     "skip_logits": "sigmoid (NAS-RL) or paired (ENAS macro).",
     "learning_rate": "Adam learning rate.",
@@ -197,7 +209,8 @@ def config_from_flags() -> search_config.SearchConfig:
         lm=common_flags.lm_config_from_flags(),
         lm_train=lm_train if kind == "text" else
         search_config.SearchConfig.lm_train,
-        reward=FLAGS.reward, failed_reward=FLAGS.failed_reward,
+        reward=FLAGS.reward or reward_lib.preset_formula(preset, kind),
+        failed_reward=FLAGS.failed_reward,
         distribute=FLAGS.distribute)
 
 

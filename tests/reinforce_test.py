@@ -1,12 +1,19 @@
-"""REINFORCE: the baseline, the update's direction, learning a target."""
+"""REINFORCE: the baseline, the update's direction, the entropy bonus and
+the skip penalty, the presets, learning a target."""
+
+import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import ROOT, script_env
 from nas_tf import controller as controller_lib
 from nas_tf.controller import reinforce
 from nas_tf import spaces
+from nas_tf.search import reward
 
 
 def test_baseline_moves_before_the_advantage():
@@ -34,6 +41,154 @@ def test_entropy_goes_into_the_reward_or_the_loss():
                                         entropy_mode="loss")
     np.testing.assert_allclose(reinforce.shaped_reward([1.0], out, in_loss),
                                [1.0])
+
+
+# The originals' numbers: nasrl: Zoph & Le sec. 4.1 (Adam 6e-4, m = 8; the
+# baseline decay is NASNet's); nasnet: NASNet appendix A.2/A.3; enas_*:
+# melodyguan/enas scripts, main.py flags and src/utils.py (Adam beta1 0,
+# epsilon 1e-3); enas_lm: google-research enas_lm controller.py.
+NASRL_REINFORCE = dict(
+    learning_rate=6e-4, beta1=0.9, beta2=0.999, epsilon=1e-8,
+    baseline_decay=0.95, num_aggregate=8, entropy_weight=0.0,
+    entropy_mode="reward", entropy_kind="full", skip_weight=0.0,
+    skip_target=0.4)
+ORIGINAL_REINFORCE = {
+    "nasrl": NASRL_REINFORCE,
+    "nasnet": {**NASRL_REINFORCE, "learning_rate": 3.5e-4,
+               "num_aggregate": 20, "entropy_weight": 1e-5,
+               "entropy_mode": "loss"},
+    "enas_macro": {**NASRL_REINFORCE, "learning_rate": 1e-3, "beta1": 0.0,
+                   "epsilon": 1e-3, "baseline_decay": 0.99,
+                   "num_aggregate": 20, "entropy_weight": 1e-4,
+                   "entropy_kind": "sampled", "skip_weight": 0.8},
+    "enas_micro": {**NASRL_REINFORCE, "learning_rate": 3.5e-3, "beta1": 0.0,
+                   "epsilon": 1e-3, "baseline_decay": 0.99,
+                   "num_aggregate": 10, "entropy_weight": 1e-4},
+    "enas_ptb": {**NASRL_REINFORCE, "learning_rate": 1e-3, "beta1": 0.0,
+                 "epsilon": 1e-3, "baseline_decay": 0.99,
+                 "num_aggregate": 10, "entropy_weight": 1e-3,
+                 "entropy_kind": "sampled"},
+    "enas_lm": {**NASRL_REINFORCE, "learning_rate": 5e-5,
+                "baseline_decay": 0.999, "num_aggregate": 10,
+                "entropy_weight": 1e-5, "entropy_kind": "sampled"},
+}
+
+
+def test_presets_hold_the_originals_numbers():
+    presets = reinforce.REINFORCE_PRESETS
+    assert set(presets) == set(ORIGINAL_REINFORCE) == \
+        set(controller_lib.CONTROLLER_PRESETS)
+    for name, expected in ORIGINAL_REINFORCE.items():
+        assert dataclasses.asdict(presets[name]) == expected, name
+
+
+def test_each_preset_names_its_originals_reward():
+    assert set(reward.PRESET_FORMULAS) == set(
+        controller_lib.CONTROLLER_PRESETS)
+    expected = {"nasrl": ("acc**3", "80/ppl**2"),
+                "nasnet": ("acc", "80/ppl**2"),
+                "enas_macro": ("acc", "80/ppl"),
+                "enas_micro": ("acc", "80/ppl"),
+                "enas_ptb": ("acc", "80/ppl"),
+                "enas_lm": ("acc", "80/ppl")}
+    for preset, (image, text) in expected.items():
+        assert reward.preset_formula(preset, "image") == image
+        assert reward.preset_formula(preset, "text") == text
+    with pytest.raises(ValueError, match="'ppo' has no reward"):
+        reward.preset_formula("ppo", "image")
+    with pytest.raises(ValueError, match="reward kind 'audio'"):
+        reward.preset_formula("nasrl", "audio")
+
+
+@pytest.mark.slow
+def test_search_script_takes_the_presets_reward_unless_given():
+    # config_from_flags in a fresh interpreter: absl flags are global.
+    common = "--space=enas_rnn --layout=enas_lm --dataset=ptb"
+    cases = {"--controller_preset=enas_lm": "80/ppl",
+             "--controller_preset=nasrl": "80/ppl**2",
+             "--controller_preset=enas_lm --reward=1/ppl": "1/ppl"}
+    code = (
+        "import sys; sys.path.insert(0, 'scripts'); import search\n"
+        "from absl import flags\n"
+        f"for args in {list(cases)!r}:\n"
+        "    flags.FLAGS.unparse_flags()\n"
+        f"    flags.FLAGS(['search.py', *(args + ' {common}').split()])\n"
+        "    print(search.config_from_flags().reward)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                            env=script_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == list(cases.values())
+
+
+def _dense(gradients, variables):
+    """``gradients`` as numpy arrays; zeros for variables a loss does not
+    use."""
+    return [np.zeros(v.shape) if g is None else tf.convert_to_tensor(g).numpy()
+            for g, v in zip(gradients, variables)]
+
+
+@pytest.mark.parametrize("kind", ["full", "sampled"])
+def test_entropy_bonus_in_the_loss_has_a_gradient(kind):
+    space = spaces.get_space("enas_macro", num_layers=3)
+    controller = controller_lib.Controller(
+        space, controller_lib.CONTROLLER_PRESETS["enas_macro"])
+    # Away from uniform, where the full entropy is flat.
+    for w in controller.weights:
+        w.assign(w * 10.0)
+    score = controller.score_fn(space)
+    tokens = tf.constant([space.sample(seed).tokens for seed in range(4)])
+
+    # The op softmax learns only from op decisions, the skip attention's v
+    # only from skip decisions: the bonus of each kind of decision counts.
+    heads = [controller.soft["choice:op:6"], controller.attention["skips"][2]]
+
+    def largest_gradients(mode):
+        config = reinforce.ReinforceConfig(
+            entropy_weight=1.0, entropy_mode=mode, entropy_kind=kind)
+        with tf.GradientTape() as tape:
+            # Zero advantages: only the entropy bonus is left to move.
+            loss = reinforce.reinforce_loss(score(tokens), tf.zeros(4),
+                                            config)
+        return [float(np.max(np.abs(g)))
+                for g in _dense(tape.gradient(loss, heads), heads)]
+
+    assert min(largest_gradients("loss")) > 1e-3
+    # In the reward the bonus is a number (ENAS's stop_gradient).
+    assert max(largest_gradients("reward")) == 0.0
+
+
+def test_skip_penalty_enters_the_gradient_and_the_update():
+    space = spaces.get_space("enas_macro", num_layers=4)
+    controller = controller_lib.Controller(
+        space, controller_lib.CONTROLLER_PRESETS["enas_macro"])
+    variables = controller.trainable_variables
+    score = controller.score_fn(space)
+    tokens = tf.constant([space.sample(seed).tokens for seed in range(4)])
+
+    def gradients(skip_weight):
+        config = reinforce.ReinforceConfig(skip_weight=skip_weight)
+        with tf.GradientTape() as tape:
+            # Zero advantages: only the skip penalty is left to move.
+            loss = reinforce.reinforce_loss(score(tokens), tf.zeros(4),
+                                            config)
+        return _dense(tape.gradient(loss, variables), variables)
+
+    with tf.GradientTape() as tape:
+        kl = tf.reduce_mean(score(tokens).skip_kl)
+    kl_grads = _dense(tape.gradient(kl, variables), variables)
+    assert max(float(np.max(np.abs(g))) for g in kl_grads) > 1e-3
+    assert all(not np.any(g) for g in gradients(0.0))
+    for g, expected in zip(gradients(0.8), kl_grads):
+        np.testing.assert_allclose(g, 0.8 * expected, rtol=1e-4, atol=1e-8)
+
+    learner = reinforce.Reinforce(controller, reinforce.ReinforceConfig(
+        learning_rate=0.003, num_aggregate=4, skip_weight=0.8))
+    kl_before = float(kl)
+    for _ in range(3):
+        # Rewards equal to the baseline (0): zero advantages.
+        assert learner.update(space, tokens, [0.0] * 4)["advantage"] == 0.0
+    assert float(tf.reduce_mean(score(tokens).skip_kl)) < kl_before - 1e-3
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
@@ -103,9 +258,12 @@ def test_controller_learns_a_target_much_faster_than_random(small_space):
         return (np.asarray(tokens) == target).mean(axis=1)
 
     controller = controller_lib.Controller(space)
+    # The entropy bonus keeps every space exploring: much more keeps
+    # NASNet's 13-way op choices near uniform, much less lets the recurrent
+    # spaces settle early.
     learner = reinforce.Reinforce(controller, reinforce.ReinforceConfig(
         learning_rate=0.01, num_aggregate=32, baseline_decay=0.9,
-        entropy_weight=0.015, entropy_mode="loss"))
+        entropy_weight=0.0125, entropy_mode="loss"))
     for update in range(MAX_UPDATES):
         tokens = controller.sample(space, 32, (7, update)).tokens.numpy()
         rewards = reward(tokens)

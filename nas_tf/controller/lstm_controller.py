@@ -6,7 +6,8 @@ per decision; the embedding of what it picked feeds the next step
 (``spaces/schema.py``):
 
 * ``choice``: a softmax over ``W_soft h`` (plus a learnable bias where ENAS
-  micro has one); the next input is the choice's embedding.
+  micro has one; ``h E^T`` with the choices' embedding ``E`` in enas_lm);
+  the next input is the choice's embedding.
 * ``node``: attention over the anchors of the earlier nodes of the same cell,
   ``v^T tanh(W_1 h_j + W_2 h)`` (ENAS micro/RNN controllers); the next input
   is the picked node's anchor.
@@ -14,12 +15,14 @@ per decision; the embedding of what it picked feeds the next step
   attention score (NAS-RL sec. 3.3 anchor points; ENAS macro); the next
   input is the sum of the picked anchors over ``1 + count`` (ENAS macro).
 
-A unit's anchor is the controller state after the unit's last decision
-(``layer3``, ``normal/node4``); cells start with one anchor per input node,
-made by an LSTM step on the start embedding (ENAS micro). Heads are shared
-by decisions of the same field and choices (``op1`` and ``op2`` share one
-softmax as in ENAS micro), so a deeper space (the NAS-RL depth schedule)
-reuses the same weights.
+A unit (``layer3``, ``normal/node4``) leaves an anchor: the controller
+state after its last decision (NAS-RL, ENAS macro), that of one extra step
+after it (ENAS micro), or that of its first step, the one that picks its
+input node (ENAS PTB). Cells start with one anchor per input node, made by
+an LSTM step on the start embedding (ENAS micro) or zeros (enas_lm).
+Heads are shared by decisions of the same field and choices (``op1`` and
+``op2`` share one softmax as in ENAS micro), so a deeper space (the NAS-RL
+depth schedule) reuses the same weights.
 
 Everything runs on a batch of architectures: ``sample`` draws a batch with
 a stateless seed (the same seed and weights give the same batch, which
@@ -39,6 +42,7 @@ from nas_tf.config import _raise_on_failed
 from nas_tf.spaces import schema
 
 SKIP_LOGITS = ("sigmoid", "paired")
+ANCHOR_POSITIONS = ("last_step", "first_step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +50,7 @@ class ControllerConfig:
     """The controller's architecture and sampling settings.
 
     Defaults are NAS-RL's (sec. 4.1: two LSTM layers of 35 units, weights
-    U(-0.08, 0.08)); ``CONTROLLER_PRESETS`` holds the ENAS scripts'.
+    U(-0.08, 0.08)); ``CONTROLLER_PRESETS`` holds the other originals'.
 
     Attributes:
       lstm_size: Units per LSTM layer (and embedding size).
@@ -63,14 +67,32 @@ class ControllerConfig:
         start (ENAS micro ``b_soft`` = [10, 10, 0, 0, 0]); empty: none.
       normal_op_bias: A constant added after the tanh to op logits of the
         ``normal`` cell only (ENAS micro ``b_soft_no_learn``); empty: none.
+      tie_choice_logits: Choice logits are ``h . E^T`` with ``E`` the
+        choices' own input embedding, and there is no separate softmax
+        weight (enas_lm ``controller.py``: ``w_emb`` for both).
       index_locality: Node logits lose ``index_locality * (k - j)^2`` for
         node j picked by node k (ENAS PTB controllers: 1/6).
       index_input_scaling: The next input after picking node j is
         ``anchor_j / (0.1 + k - j)`` (ENAS PTB controllers).
       zero_input_anchors: Input nodes' anchors are zeros when fed back
         (ENAS micro); their attention keys still come from an LSTM step.
+      input_node_steps: Input nodes are made by an LSTM step on the start
+        embedding each (ENAS micro). False: no step; their anchors and
+        attention keys are zeros (enas_lm ``controller.py``: ``all_h`` and
+        ``all_h_w`` start with a zero row for node 0); needs
+        ``zero_input_anchors``.
+      anchor_at: ``last_step``: a unit's anchor is the state after its
+        last decision (NAS-RL, ENAS macro), or after ``anchor_step``'s
+        extra step (ENAS micro). ``first_step``: the state of the unit's
+        first step, the one that picks its input node, taken before its
+        other decisions (ENAS PTB ``_build_sampler``, both codes).
       anchor_step: One extra LSTM step after each cell node makes its anchor
         and the input returns to the start embedding (ENAS micro).
+      empty_input_step: A unit that picks no input node (node 0 of an
+        ENAS PTB cell) still takes, first, the LSTM step the pick would
+        take, and its first decision then reads the start embedding
+        (melodyguan/enas ``ptb_enas_controller.py``: node 0 steps twice on
+        ``g_emb``, the first step making its anchor).
       empty_skip_step: A layer without a skips decision (layer 0) still
         takes the LSTM step its skips would take; that step makes the
         anchor and the next input is the start embedding (ENAS macro,
@@ -89,10 +111,14 @@ class ControllerConfig:
     op_tanh_reduce: float = 1.0
     op_bias_init: tuple = ()
     normal_op_bias: tuple = ()
+    tie_choice_logits: bool = False
     index_locality: float = 0.0
     index_input_scaling: bool = False
     zero_input_anchors: bool = False
+    input_node_steps: bool = True
+    anchor_at: str = "last_step"
     anchor_step: bool = False
+    empty_input_step: bool = False
     empty_skip_step: bool = False
     skip_logits: str = "sigmoid"
 
@@ -115,12 +141,27 @@ class ControllerConfig:
              f"{self.op_tanh_reduce}; it must be positive"),
             (self.skip_logits in SKIP_LOGITS, f"skip_logits="
              f"{self.skip_logits!r}; allowed: {SKIP_LOGITS}"),
+            (self.anchor_at in ANCHOR_POSITIONS, f"anchor_at="
+             f"{self.anchor_at!r}; allowed: {ANCHOR_POSITIONS}"),
+            (not (self.anchor_at == "first_step" and self.anchor_step),
+             "anchor_at='first_step' with anchor_step=True: the anchor is "
+             "either the unit's first step or the extra step after it"),
+            (self.input_node_steps or self.zero_input_anchors,
+             "input_node_steps=False with zero_input_anchors=False: without "
+             "their LSTM step input nodes have only zero anchors; set "
+             "zero_input_anchors=True"),
         ])
 
 
 CONTROLLER_PRESETS = {
-    # Zoph & Le sec. 4.1.
+    # Zoph & Le sec. 4.1. Layer 0 has no anchor step of its own: its anchor
+    # is the state after its last decision (num_filters), like every
+    # layer's; the paper (sec. 3.3, Fig. 4) does not say where it is.
     "nasrl": ControllerConfig(),
+    # Zoph et al. 2017 (NASNet) appendix A.2: one LSTM layer of 100 units,
+    # U(-0.1, 0.1). The paper gives nothing more about the parametrisation
+    # (its hidden-state picks use the attention heads of ENAS micro here).
+    "nasnet": ControllerConfig(lstm_size=100, num_layers=1, init_range=0.1),
     # melodyguan/enas src/cifar10/main.py and scripts/cifar10_macro_search.sh.
     "enas_macro": ControllerConfig(
         lstm_size=64, num_layers=1, init_range=0.1, lstm_bias=False,
@@ -132,11 +173,30 @@ CONTROLLER_PRESETS = {
         op_bias_init=(10.0, 10.0, 0.0, 0.0, 0.0),
         normal_op_bias=(0.25, 0.25, -0.25, -0.25, -0.25),
         zero_input_anchors=True, anchor_step=True),
-    # src/ptb/main.py and scripts/ptb_search.sh (lstm_size 100).
+    # For enas_rnn with layout=enas_code. melodyguan/enas at HEAD (2d0cd4b):
+    # src/ptb/main.py (lstm_size 100, one layer), scripts/ptb_search.sh
+    # (temperature 5, tanh 2.5) and ptb_enas_controller.py _build_sampler
+    # (locality (k - j)^2 / 6, input h_j / (0.1 + k - j), anchor = the
+    # node's first step, two steps for node 0: 2 N steps for N nodes).
+    # That code samples only tanh and relu (num_funcs=2, which main.py does
+    # not override); the enas_rnn space keeps the paper's 4 activations.
     "enas_ptb": ControllerConfig(
         lstm_size=100, num_layers=1, init_range=0.1, lstm_bias=False,
         temperature=5.0, tanh_constant=2.5, index_locality=1.0 / 6.0,
-        index_input_scaling=True),
+        index_input_scaling=True, anchor_at="first_step",
+        empty_input_step=True),
+    # For enas_rnn with layout=enas_lm: google-research enas_lm
+    # src/controller.py (hidden 64, U(-0.01, 0.01), temperature 5, tanh
+    # 2.25, locality / 6, input h_j / (0.1 + k - j), function logits tied
+    # to the function embedding, node 0's anchor and key zeros: 2 N steps).
+    # Its search samples 9 nodes after node 0 (controller_num_layers=9, so
+    # num_nodes=9; the space's default 8 is the README's fixed cell).
+    "enas_lm": ControllerConfig(
+        lstm_size=64, num_layers=1, init_range=0.01, lstm_bias=False,
+        temperature=5.0, tanh_constant=2.25, tie_choice_logits=True,
+        index_locality=1.0 / 6.0, index_input_scaling=True,
+        zero_input_anchors=True, input_node_steps=False,
+        anchor_at="first_step"),
 }
 
 
@@ -149,6 +209,7 @@ class _Step:
     scope: str
     unit: str
     is_op: bool
+    unit_starts: bool
     unit_ends: bool
 
 
@@ -162,17 +223,17 @@ def _field_key(decision: schema.Decision) -> str:
 def plan_steps(space) -> list:
     """The controller's steps for ``space``, one per decision."""
     steps = []
-    decisions = space.decisions
-    for i, d in enumerate(decisions):
+    units = [d.name.rsplit("/", 1)[0] if "/" in d.name else ""
+             for d in space.decisions]
+    for i, d in enumerate(space.decisions):
         parts = d.name.split("/")
         scope = parts[0] if len(parts) > 2 else ""
-        unit = "/".join(parts[:-1])
-        following = decisions[i + 1].name.split("/")[:-1] if \
-            i + 1 < len(decisions) else None
-        field = parts[-1]
-        steps.append(_Step(d, _field_key(d), scope, unit,
-                           d.kind == schema.CHOICE and field.startswith("op"),
-                           "/".join(following or []) != unit))
+        unit = units[i]
+        steps.append(_Step(
+            d, _field_key(d), scope, unit,
+            d.kind == schema.CHOICE and parts[-1].startswith("op"),
+            unit_starts=i == 0 or units[i - 1] != unit,
+            unit_ends=i + 1 == len(units) or units[i + 1] != unit))
     return steps
 
 
@@ -191,7 +252,9 @@ class ControllerOutput(typing.NamedTuple):
       log_prob: [batch] sum of the log-probabilities of all tokens.
       entropy: [batch] sum of the full entropies of every decision.
       sampled_entropy: [batch] sum over tokens of ``-log p * p`` of the
-        picked value (ENAS macro/PTB's entropy).
+        picked value (ENAS macro/PTB's entropy). It is differentiable;
+        added to the reward it is a number, without gradient, as ENAS's
+        ``tf.stop_gradient`` makes it.
       skip_kl: [batch] KL(sigmoid(q') || skip_target) summed over each
         layer's skips, then averaged over the layers that have skips, as
         ENAS macro computes it; 0 without skips.
@@ -221,19 +284,18 @@ class Controller(keras.Model):
         self.config = config
         self.skip_target = skip_target
         size = config.lstm_size
-        init = keras.initializers.RandomUniform(-config.init_range,
-                                                config.init_range)
-        self._init = init
         self.cells = [
             keras.layers.LSTMCell(size, use_bias=config.lstm_bias,
                                   unit_forget_bias=False,
-                                  kernel_initializer=init,
-                                  recurrent_initializer=init,
-                                  bias_initializer=init, name=f"lstm_{i}")
+                                  kernel_initializer=self._init(),
+                                  recurrent_initializer=self._init(),
+                                  bias_initializer=self._init(),
+                                  name=f"lstm_{i}")
             for i in range(config.num_layers)]
         for cell in self.cells:
             cell.build((None, size))
-        self.start = self.add_weight(shape=(1, size), initializer=init,
+        self.start = self.add_weight(shape=(1, size),
+                                     initializer=self._init(),
                                      name="start_embedding")
         self.attention = {}
         self.soft, self.soft_bias, self.embedding = {}, {}, {}
@@ -241,6 +303,13 @@ class Controller(keras.Model):
         self.add_space(space)
 
     # -- weights -------------------------------------------------------------
+    def _init(self):
+        """U(-init_range, init_range), a new initializer per weight: one
+        Keras initializer with a fixed seed gives every weight of a shape the
+        same values (the attention's W_1 and W_2 would be equal)."""
+        r = self.config.init_range
+        return keras.initializers.RandomUniform(-r, r)
+
     def add_space(self, space) -> int:
         """Creates the heads ``space`` needs that do not exist yet; returns
         how many weights that created."""
@@ -250,19 +319,21 @@ class Controller(keras.Model):
             kind = step.decision.kind
             if kind != schema.CHOICE and kind not in self.attention:
                 self.attention[kind] = [
-                    self.add_weight(shape=shape, initializer=self._init,
+                    self.add_weight(shape=shape, initializer=self._init(),
                                     name=f"{kind}_{part}")
                     for part, shape in (("w_anchor", (size, size)),
                                         ("w_query", (size, size)),
                                         ("v", (size, 1)))]
-            if kind != schema.CHOICE or step.head in self.soft:
+            if kind != schema.CHOICE or step.head in self.embedding:
                 continue
             n = len(step.decision.choices)
             key = step.head.replace(":", "_")
-            self.soft[step.head] = self.add_weight(
-                shape=(size, n), initializer=self._init, name=f"{key}_w")
+            if not self.config.tie_choice_logits:
+                self.soft[step.head] = self.add_weight(
+                    shape=(size, n), initializer=self._init(),
+                    name=f"{key}_w")
             self.embedding[step.head] = self.add_weight(
-                shape=(n, size), initializer=self._init, name=f"{key}_emb")
+                shape=(n, size), initializer=self._init(), name=f"{key}_emb")
             bias = self.config.op_bias_init
             if step.is_op and bias:
                 if len(bias) != n:
@@ -277,7 +348,10 @@ class Controller(keras.Model):
 
     def set_uniform(self) -> None:
         """Zeros every output weight: each decision becomes uniform."""
-        for w in list(self.soft.values()) + list(self.soft_bias.values()):
+        outputs = list(self.soft.values()) + list(self.soft_bias.values())
+        if self.config.tie_choice_logits:
+            outputs += list(self.embedding.values())
+        for w in outputs:
             w.assign(tf.zeros_like(w))
         for kind in self.attention:
             self.attention[kind][2].assign(
@@ -315,6 +389,7 @@ class Controller(keras.Model):
         kl_terms, skip_count = [], tf.zeros((batch,))
         anchors, keys, scope, done_units = [], [], None, 0
         unit_has_skips = False
+        first_h = None  # the state of the current unit's first step
         position = 0
         for t, step in enumerate(plan_steps(space)):
             d = step.decision
@@ -322,16 +397,32 @@ class Controller(keras.Model):
                 scope, anchors, keys, done_units = step.scope, [], [], 0
             if d.kind == schema.NODE and not anchors:
                 for _ in range(_num_input_nodes(step, done_units)):
-                    h, states = self._lstm(start, states)
-                    anchors.append(zeros if cfg.zero_input_anchors else h)
-                    keys.append(h)
+                    if cfg.input_node_steps:
+                        h, states = self._lstm(start, states)
+                        anchors.append(zeros if cfg.zero_input_anchors
+                                       else h)
+                        keys.append(h)
+                    else:
+                        anchors.append(zeros)
+                        keys.append(zeros)
+            if step.unit_starts:
+                first_h = None
+                if cfg.empty_input_step and d.kind != schema.NODE:
+                    first_h, states = self._lstm(x, states)
+                    x = start
             h, states = self._lstm(x, states)
+            if first_h is None:
+                first_h = h
             step_seed = None if seed is None else \
                 tf.random.experimental.stateless_fold_in(seed, t)
             given = None if tokens is None else \
                 tokens[:, position:position + d.num_tokens]
             if d.kind == schema.CHOICE:
-                logits = h @ self.soft[step.head]
+                if cfg.tie_choice_logits:
+                    logits = tf.matmul(h, self.embedding[step.head],
+                                       transpose_b=True)
+                else:
+                    logits = h @ self.soft[step.head]
                 if step.head in self.soft_bias:
                     logits = logits + self.soft_bias[step.head]
                 logits = self._squash(logits, step.is_op)
@@ -376,8 +467,9 @@ class Controller(keras.Model):
                                        not unit_has_skips):
                     h, states = self._lstm(x, states)
                     x = start
-                anchors.append(h)
-                keys.append(h)
+                anchor = first_h if cfg.anchor_at == "first_step" else h
+                anchors.append(anchor)
+                keys.append(anchor)
                 done_units += 1
                 unit_has_skips = False
         skip_kl = (tf.add_n(kl_terms) / len(kl_terms) if kl_terms
@@ -410,7 +502,7 @@ class Controller(keras.Model):
         log_p0 = tf.math.log_sigmoid(-logit)
         lp_bits = bits * log_p1 + (1.0 - bits) * log_p0
         ent_bits = -(p * log_p1 + (1.0 - p) * log_p0)
-        sent_bits = tf.stop_gradient(-lp_bits * tf.exp(lp_bits))
+        sent_bits = -lp_bits * tf.exp(lp_bits)
         rho = self.skip_target
         kl = (p_kl * tf.math.log(p_kl / rho + 1e-12)
               + (1 - p_kl) * tf.math.log((1 - p_kl) / (1 - rho) + 1e-12))
@@ -461,5 +553,5 @@ def _categorical(logits, seed, given):
     value = tf.cast(value, tf.int32)
     lp = tf.gather(log_probs, value, batch_dims=1)
     ent = -tf.reduce_sum(tf.exp(log_probs) * log_probs, -1)
-    sent = tf.stop_gradient(-lp * tf.exp(lp))
+    sent = -lp * tf.exp(lp)
     return value, lp, ent, sent

@@ -2,14 +2,16 @@
 
 The gradient of one update is the mean over ``m`` sampled architectures of
 ``-grad sum_t log pi(a_t) * (R_k - b)`` (the paper's (1/m) sum_k), with
-``b`` an exponential moving average of the rewards. As in both originals'
-code the baseline is moved by a reward *before* that reward's advantage is
-taken (ENAS: the baseline update is a control dependency of the loss).
+``b`` an exponential moving average of the rewards. As in the ENAS code
+the baseline is moved by a reward *before* that reward's advantage is taken
+(the baseline update is a control dependency of the loss). NAS-RL's wording
+(sec. 3.2: b is a moving average of the *previous* rewards, so subtract,
+then update) differs by the factor ``d``: ``R - b_new = d (R - b_old)``.
 
 ENAS's extras: an entropy bonus added to the reward (``entropy_mode=
 "reward"``, the code's choice; ``"loss"`` subtracts it from the loss
-instead) and, for the macro space, a KL penalty pulling the skip
-probabilities towards ``skip_target``.
+instead, as PPO's entropy bonus is) and, for the macro space, a KL penalty
+pulling the skip probabilities towards ``skip_target``.
 """
 
 import dataclasses
@@ -31,7 +33,7 @@ class ReinforceConfig:
     Defaults are NAS-RL's where the paper states them (Adam lr 6e-4, sec.
     4.1); the paper does not give its baseline decay, so 0.95 is NASNet's
     (the same group's follow-up, appendix A.2). ``REINFORCE_PRESETS`` holds
-    the ENAS scripts' values.
+    the other originals' values.
 
     Attributes:
       learning_rate: Adam learning rate.
@@ -41,7 +43,8 @@ class ReinforceConfig:
       num_aggregate: Architectures per update, ``m`` (NAS-RL m = 8 per
         replica; ENAS ``controller_num_aggregate``).
       entropy_weight: Weight of the entropy bonus; 0 turns it off.
-      entropy_mode: ``reward`` (ENAS code) or ``loss``.
+      entropy_mode: ``reward`` (ENAS code: a number, no gradient) or
+        ``loss`` (differentiated, either kind).
       entropy_kind: ``full`` distribution entropy (ENAS micro) or
         ``sampled``: ``-log p * p`` of the picked values (ENAS macro/PTB).
       skip_weight: Weight of the skip KL penalty (ENAS macro 0.8); 0 off.
@@ -83,6 +86,14 @@ class ReinforceConfig:
 
 REINFORCE_PRESETS = {
     "nasrl": ReinforceConfig(),
+    # NASNet appendix A.2/A.3: lr 0.00035, entropy weight 0.00001, baseline
+    # EMA weight 0.95, 20 architectures per update. The paper trains with
+    # PPO, which is not implemented: this is REINFORCE with its settings.
+    # The entropy goes into the loss as PPO's bonus does; Adam's other
+    # settings are not given (TF1's defaults).
+    "nasnet": ReinforceConfig(
+        learning_rate=3.5e-4, baseline_decay=0.95, num_aggregate=20,
+        entropy_weight=1e-5, entropy_mode="loss", entropy_kind="full"),
     # scripts/cifar10_macro_search.sh: lr 0.001, 50 x 20, skip 0.4 / 0.8.
     "enas_macro": ReinforceConfig(
         learning_rate=0.001, beta1=0.0, epsilon=1e-3, baseline_decay=0.99,
@@ -96,6 +107,12 @@ REINFORCE_PRESETS = {
     "enas_ptb": ReinforceConfig(
         learning_rate=0.001, beta1=0.0, epsilon=1e-3, baseline_decay=0.99,
         num_aggregate=10, entropy_weight=1e-3, entropy_kind="sampled"),
+    # google-research enas_lm src/controller.py: tf.train.AdamOptimizer(5e-5)
+    # with its defaults, baseline decay 0.999, 25 x 10, the sampled entropy
+    # (stop-gradient) x 1e-5 added to the reward.
+    "enas_lm": ReinforceConfig(
+        learning_rate=5e-5, baseline_decay=0.999, num_aggregate=10,
+        entropy_weight=1e-5, entropy_kind="sampled"),
 }
 
 
@@ -103,6 +120,19 @@ def bonus_entropy(output, config: ReinforceConfig):
     """The entropy the bonus rewards: ``full`` or ``sampled``."""
     return (output.entropy if config.entropy_kind == "full"
             else output.sampled_entropy)
+
+
+def reinforce_loss(output, advantages, config: ReinforceConfig):
+    """The loss of one update of the architectures scored in ``output``:
+    ``-mean(log pi * advantage)``, plus the skip penalty, minus the entropy
+    bonus when it goes into the loss."""
+    loss = -tf.reduce_mean(output.log_prob * advantages)
+    if config.skip_weight:
+        loss += config.skip_weight * tf.reduce_mean(output.skip_kl)
+    if config.entropy_mode == "loss" and config.entropy_weight:
+        loss -= config.entropy_weight * tf.reduce_mean(
+            bonus_entropy(output, config))
+    return loss
 
 
 def shaped_reward(reward, output, config: ReinforceConfig):
@@ -159,13 +189,7 @@ class Reinforce:
 
             def step(tokens, advantages):
                 with tf.GradientTape() as tape:
-                    out = score(tokens)
-                    loss = -tf.reduce_mean(out.log_prob * advantages)
-                    if cfg.skip_weight:
-                        loss += cfg.skip_weight * tf.reduce_mean(out.skip_kl)
-                    if cfg.entropy_mode == "loss" and cfg.entropy_weight:
-                        loss -= cfg.entropy_weight * tf.reduce_mean(
-                            bonus_entropy(out, cfg))
+                    loss = reinforce_loss(score(tokens), advantages, cfg)
                 grads = tape.gradient(loss, variables)
                 # Heads this space does not use (a shallower stage of a
                 # depth schedule) have no gradient and keep their values.

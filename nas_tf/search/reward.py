@@ -2,12 +2,15 @@
 
 NAS-RL's two rewards are the defaults: ``acc**3`` on CIFAR-10 (the cube of
 the best validation accuracy of the last 5 epochs, sec. 4.1) and
-``80/ppl**2`` on Penn Treebank (c / ppl^2 with c = 80, sec. 4.2). A formula
-may use ``acc`` (image children) or ``ppl`` (language models), numbers,
-``+ - * / **`` and parentheses; nothing else is evaluated. Where a formula
-has no real value (a division by zero, an overflow, an infinite or NaN
-result, a negative number to a fractional power) the reward is 0, as for a
-diverged child, and the search goes on.
+``80/ppl**2`` on Penn Treebank (c / ppl^2 with c = 80, sec. 4.2). The metric
+is the best of the last ``reward_epochs`` epochs for text children too: the
+paper gives that window for CIFAR-10 only, so for text it is this project's
+extension. Each controller preset names its original's reward
+(``PRESET_FORMULAS``). A formula may use ``acc`` (image children) or ``ppl``
+(language models), numbers, ``+ - * / **`` and parentheses; nothing else is
+evaluated. Where a formula has no real value (a division by zero, an
+overflow, an infinite or NaN result, a negative number to a fractional
+power) the reward is 0, as for a diverged child, and the search goes on.
 """
 
 import ast
@@ -16,6 +19,37 @@ import operator
 
 DEFAULT_FORMULAS = {"image": "acc**3", "text": "80/ppl**2"}
 METRIC_OF = {"image": "acc", "text": "ppl"}
+
+# ENAS's rewards: the validation accuracy (cifar10 general_controller.py and
+# micro_controller.py build_trainer) and 80 / validation perplexity
+# (ptb_enas_controller.py; enas_lm controller.py REWARD_CONSTANT / ppl).
+_ENAS_FORMULAS = {"image": "acc", "text": "80/ppl"}
+
+# The reward of each controller preset's original, by data kind; where an
+# original searched one kind only, the other kind takes the same group's.
+PRESET_FORMULAS = {
+    "nasrl": DEFAULT_FORMULAS,
+    # NASNet sec. 3: the controller learns from the validation accuracy;
+    # NASNet searched images only, so text takes NAS-RL's reward.
+    "nasnet": {"image": "acc", "text": DEFAULT_FORMULAS["text"]},
+    "enas_macro": _ENAS_FORMULAS,
+    "enas_micro": _ENAS_FORMULAS,
+    "enas_ptb": _ENAS_FORMULAS,
+    "enas_lm": _ENAS_FORMULAS,
+}
+
+
+def preset_formula(preset: str, kind: str) -> str:
+    """The reward formula of controller preset ``preset`` for children of
+    data ``kind`` (``image`` or ``text``)."""
+    if preset not in PRESET_FORMULAS:
+        raise ValueError(f"controller preset {preset!r} has no reward; "
+                         f"allowed: {', '.join(PRESET_FORMULAS)}")
+    if kind not in METRIC_OF:
+        raise ValueError(f"reward kind {kind!r}; allowed: "
+                         f"{', '.join(METRIC_OF)}")
+    return PRESET_FORMULAS[preset][kind]
+
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub,
            ast.Mult: operator.mul, ast.Div: operator.truediv,

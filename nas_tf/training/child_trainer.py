@@ -70,10 +70,12 @@ class ChildTrainConfig:
       augment: Pad-4 random crop and flip on the training split.
       reward_epochs: The reward uses the best metric of this many last
         epochs (NAS-RL: 5).
-      eval_batch_stats: Validate with BatchNorm's batch statistics instead
-        of its moving averages (ENAS micro's reward, ``micro_child.py``
-        ``build_valid_rl`` with ``is_training=True``). After few steps
-        the moving averages lag the weights and make rewards noisy.
+      eval_batch_stats: Validate in training mode, as ENAS micro's reward
+        does (``micro_child.py`` ``build_valid_rl`` with
+        ``is_training=True``): BatchNorm uses batch statistics instead of
+        its moving averages, dropout and drop path stay active, and the
+        validation batches move the BatchNorm moving averages. After few
+        steps the moving averages lag the weights and make rewards noisy.
     """
 
     epochs: int = 50
