@@ -43,20 +43,20 @@ def _final_presets():
                   if p.stem.endswith("_final") or p.stem == "quickstart_train")
 
 
-# Runs in a fresh interpreter per script, from the project root (presets
-# name nested flagfiles relative to it): imports the script, which defines
-# its flags, then for each preset parses the flags as the script's command
-# line would and builds what the script builds from them. Prints one JSON
-# line per preset: what was built, or the error.
+# Runs in a fresh interpreter per script: imports the script, which defines
+# its flags, then for each preset reads the command line `--preset=NAME` as
+# the script does (presets expanded, nested ones too) and builds what the
+# script builds from it. Prints one JSON line per preset: what was built, or
+# the error.
 _PROGRAM = r'''
 import importlib
 import json
-import os
 import sys
 
 sys.path.insert(0, "scripts")
 script = importlib.import_module(sys.argv[1])
 from absl import flags
+import command_line
 import common_flags
 
 FLAGS = flags.FLAGS
@@ -71,9 +71,8 @@ def search():
     config = script.config_from_flags()
     search_config.check_search_config(config)
     # The retrain command printed at the end names this preset.
-    if FLAGS.train_flagfile and not os.path.exists(FLAGS.train_flagfile):
-        raise ValueError(f"--train_flagfile={FLAGS.train_flagfile} is "
-                         "missing")
+    if FLAGS.train_preset:
+        command_line.preset_path(FLAGS.train_preset)
     return {"space": config.space, "kind": config.kind}
 
 
@@ -95,13 +94,14 @@ name, cases = sys.argv[1], json.loads(sys.argv[2])
 build = {"search": search, "train": train, "describe": describe}[name]
 for preset, arch in cases.items():
     # The command line the script would get; train.py names its run's
-    # preset after the --flagfile in it.
-    sys.argv = [f"scripts/{name}.py", f"--flagfile=configs/{preset}.cfg"]
+    # preset after the --preset in it.
+    sys.argv = [f"scripts/{name}.py", f"--preset={preset}"]
     if arch:
         sys.argv.append(f"--arch={arch}")
     try:
         FLAGS.unparse_flags()
-        FLAGS(sys.argv)
+        command_line._read_presets.clear()
+        FLAGS(command_line.expand_argv(sys.argv))
         print(json.dumps({"preset": preset, "built": build()}))
     except Exception as e:
         print(json.dumps({"preset": preset,

@@ -1,4 +1,5 @@
-"""scripts/search.py as a user runs it: SIGKILL and resume, bad flags."""
+"""scripts/search.py as a user runs it: SIGKILL, Ctrl-C and resume, bad
+flags, and the commands it prints for the next steps."""
 
 import json
 import os
@@ -12,9 +13,8 @@ from conftest import ROOT, run_script, script_command, script_env
 from conftest import without_wall_clock
 
 # A tiny search: 6 children of 2 layers, one short epoch each.
-TINY = ["--flagfile=configs/quickstart.cfg", "--num_children=6",
-        "--num_layers=2", "--controller_num_aggregate=2", "--epochs=1",
-        "--steps_per_epoch=3"]
+TINY = ["--preset=quickstart", "--num_children=6", "--num_layers=2",
+        "--controller_num_aggregate=2", "--epochs=1", "--steps_per_epoch=3"]
 
 
 def _search(*args, timeout=600):
@@ -33,28 +33,48 @@ def _lines(path):
         return sum(1 for line in f if line.endswith("\n"))
 
 
-@pytest.mark.slow
-def test_sigkilled_search_resumes_to_the_uninterrupted_history(tmp_path):
-    whole = tmp_path / "whole"
-    code, out, err = _search(*TINY, f"--logdir={whole}")
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """An uninterrupted TINY search: (its directory, what it printed)."""
+    logdir = tmp_path_factory.mktemp("search") / "whole"
+    code, out, err = _search(*TINY, f"--logdir={logdir}")
     assert code == 0, err
-    assert "best architecture" in out and "scripts/train.py" in out
-    assert (whole / "best_arch.txt").exists()
-    assert (whole / "flags.cfg").exists()
+    return logdir, out
 
-    cut = tmp_path / "cut"
-    history = cut / "history.jsonl"
+
+def _interrupt(logdir, sig, children):
+    """Starts the TINY search in ``logdir`` and sends ``sig`` once
+    ``children`` children are in its history; returns (exit status,
+    stderr)."""
+    # The default handler of SIGINT, as under a terminal (a shell may start
+    # children with it ignored).
     process = subprocess.Popen(
-        script_command("search.py", *TINY, f"--logdir={cut}"), cwd=ROOT,
-        env=script_env(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        script_command("search.py", *TINY, f"--logdir={logdir}"), cwd=ROOT,
+        env=script_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
-    while _lines(history) < 3 and process.poll() is None:
+    while (_lines(logdir / "history.jsonl") < children and
+           process.poll() is None):
         assert time.time() < deadline
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    finished_before = _lines(history)
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=300)
+    return process.returncode, err
+
+
+@pytest.mark.slow
+def test_sigkilled_search_resumes_to_the_uninterrupted_history(tmp_path,
+                                                               whole):
+    whole_dir, out = whole
+    assert "best architecture" in out and "scripts/train.py" in out
+    assert (whole_dir / "best_arch.txt").exists()
+    assert (whole_dir / "flags.cfg").exists()
+
+    cut = tmp_path / "cut"
+    code, _ = _interrupt(cut, signal.SIGKILL, 3)
+    assert code == -signal.SIGKILL
+    finished_before = _lines(cut / "history.jsonl")
     assert 3 <= finished_before < 6
     assert not (cut / "best_arch.txt").exists()
 
@@ -64,13 +84,28 @@ def test_sigkilled_search_resumes_to_the_uninterrupted_history(tmp_path):
     retrained = [line for line in out.splitlines()
                  if line.startswith("[child")]
     assert len(retrained) == 6 - finished_before
-    assert _history(cut) == _history(whole)
+    assert _history(cut) == _history(whole_dir)
     assert (cut / "best_arch.txt").read_text() == \
-        (whole / "best_arch.txt").read_text()
+        (whole_dir / "best_arch.txt").read_text()
 
 
 @pytest.mark.slow
-def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path):
+def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path,
+                                                                 whole):
+    cut = tmp_path / "cut"
+    code, err = _interrupt(cut, signal.SIGINT, 1)
+    assert code == 130
+    assert err.strip().splitlines() == [
+        "search.py: interrupted; the same command resumes from the last "
+        "finished child"]
+    code, out, err = _search(*TINY, f"--logdir={cut}")
+    assert code == 0, err
+    assert "resuming" in out + err
+    assert _history(cut) == _history(whole[0])
+
+
+@pytest.mark.slow
+def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path, whole):
     began = time.time()
     code, _, err = _search("--space=darts_rnn", "--dataset=dominoes",
                            f"--logdir={tmp_path / 'a'}")
@@ -82,7 +117,7 @@ def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path):
     assert code == 2 and "no_such_images" in err
     code, _, err = _search("--strategy=annealing", f"--logdir={tmp_path}")
     assert code == 2 and "annealing" in err  # absl's enum check, one line
-    code, _, err = _search("--flagfile=configs/quickstart.cfg")
+    code, _, err = _search("--preset=quickstart")
     assert code == 2 and "--logdir is required" in err
     code, _, err = _search("--controller_op_bias_init=1,a",
                            f"--logdir={tmp_path / 'c'}")
@@ -93,21 +128,18 @@ def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path):
     code, _, err = _search("--dataset=dominoes", "--cutout=16",
                            f"--logdir={tmp_path / 'e'}")
     assert code == 2 and "--cutout: scripts/train.py flags" in err
-    assert time.time() - began < 120
+    # Generous: each command starts TensorFlow once, on a loaded machine.
+    assert time.time() - began < 240
     assert not any((tmp_path / name).exists() for name in "abcde")
 
-    run = tmp_path / "run"
-    code, _, err = _search(*TINY, "--num_children=1", f"--logdir={run}")
-    assert code == 0, err
-    code, _, err = _search(*TINY, "--num_children=1", "--seed=3",
-                           f"--logdir={run}")
+    whole_dir = whole[0]
+    code, _, err = _search(*TINY, "--seed=3", f"--logdir={whole_dir}")
     assert code == 2
     assert "holds a run started with other flags (--seed: 0 -> 3)" in err
     # Where the data lives is not what the run is: a moved --data_dir
     # resumes (here the finished run has nothing left to do).
-    code, out, err = _search(*TINY, "--num_children=1",
-                             f"--data_dir={tmp_path / 'moved'}",
-                             f"--logdir={run}")
+    code, out, err = _search(*TINY, f"--data_dir={tmp_path / 'moved'}",
+                             f"--logdir={whole_dir}")
     assert code == 0, err
 
 
@@ -120,10 +152,8 @@ def _printed_commands(stdout):
 
 
 @pytest.mark.slow
-def test_printed_commands_run_as_printed_from_a_fresh_shell(tmp_path):
-    logdir = tmp_path / "run"
-    code, out, err = _search(*TINY, "--num_children=2", f"--logdir={logdir}")
-    assert code == 0, err
+def test_printed_commands_run_as_printed_from_a_fresh_shell(whole):
+    logdir, out = whole
     train, export, classify, tensorboard = _printed_commands(out)
     assert "--preset=quickstart_train" in train
     assert f"--flagfile={logdir}/best_arch.cfg" in train
@@ -142,29 +172,3 @@ def test_printed_commands_run_as_printed_from_a_fresh_shell(tmp_path):
         assert result.returncode == 0, (command, result.stderr)
     assert "correct" in result.stdout
     assert (logdir / "final" / "export" / "saved_model.pb").exists()
-
-
-@pytest.mark.slow
-def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path):
-    logdir = tmp_path / "run"
-    args = [*TINY, f"--logdir={logdir}"]
-    # SIGINT as a terminal sends it (a shell may start children with it
-    # ignored, so the default handler is set explicitly).
-    process = subprocess.Popen(
-        script_command("search.py", *args), cwd=ROOT, env=script_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 300
-    while _lines(logdir / "history.jsonl") < 1 and process.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 130
-    assert err.strip().splitlines() == [
-        "search.py: interrupted; the same command resumes from the last "
-        "finished child"]
-    code, out, err = _search(*args)
-    assert code == 0, err
-    assert "resuming" in out + err
-    assert _lines(logdir / "history.jsonl") == 6

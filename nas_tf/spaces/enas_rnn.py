@@ -21,6 +21,13 @@ Both codes split a node's projection as ``[value, gate]`` (``h, t =
 tf.split(...)``), the reverse of DARTS.
 
 ``p_i`` is node i's predecessor (one of 0..i-1) and ``f_i`` its activation.
+
+Two search settings differ from these defaults: melodyguan/enas at HEAD
+samples only tanh and relu (``ptb_enas_controller.py`` ``num_funcs=2``,
+which ``src/ptb/main.py`` does not override; its first release and the
+paper use all four, as this space does), and enas_lm's search samples 9
+nodes after node 0 (``controller_num_layers``), where 8 is its published
+cell's size and this layout's default.
 """
 
 import math
