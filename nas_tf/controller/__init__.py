@@ -1,13 +1,14 @@
 """The controller and how it learns.
 
 ``lstm_controller``: the Keras LSTM that samples token strings of any search
-space, with each original's settings as presets; ``reinforce``: REINFORCE
-with a moving-average baseline, the entropy bonus and ENAS's skip penalty.
+space; ``controller_config``: its settings, with each original's as
+presets; ``reinforce``: REINFORCE with a moving-average baseline, the
+entropy bonus and ENAS's skip penalty.
 """
 
-from nas_tf.controller.lstm_controller import CONTROLLER_PRESETS
+from nas_tf.controller.controller_config import CONTROLLER_PRESETS
+from nas_tf.controller.controller_config import ControllerConfig
 from nas_tf.controller.lstm_controller import Controller
-from nas_tf.controller.lstm_controller import ControllerConfig
 from nas_tf.controller.lstm_controller import ControllerOutput
 from nas_tf.controller.lstm_controller import plan_steps
 
