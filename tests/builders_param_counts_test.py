@@ -40,6 +40,7 @@ def _summary(space_name, arch_name, **child):
     ("DARTS_V1", DARTS_CIFAR, 3_169_414),
     ("DARTS_V2", DARTS_IMAGENET, 4_718_752),
 ])
+@pytest.mark.slow
 def test_darts_trainable_params(arch_name, child, expected):
     model, summary = _summary("darts_cnn", arch_name, **child)
     assert summary.trainable_params == expected
@@ -47,6 +48,7 @@ def test_darts_trainable_params(arch_name, child, expected):
     assert len(model.outputs) == 2
 
 
+@pytest.mark.slow
 def test_darts_cifar_aux_head_size():
     # ORIGINALS 4.4: the CIFAR auxiliary head adds 476,426 parameters.
     model, summary = _summary("darts_cnn", "DARTS_V2", **DARTS_CIFAR)
@@ -54,12 +56,14 @@ def test_darts_cifar_aux_head_size():
     assert all_trainable - summary.trainable_params == 476_426
 
 
+@pytest.mark.slow
 def test_nasnet_a_cifar_trainable_params():
     _, summary = _summary("nasnet", "NASNet-A", **NASNET_CIFAR)
     assert summary.trainable_params == 3_346_538
     assert summary.total_params == 3_383_786
 
 
+@pytest.mark.slow
 def test_nasnet_a_mobile_matches_keras_applications():
     _, summary = _summary("nasnet", "NASNet-A", **NASNET_MOBILE)
     reference = keras.applications.NASNetMobile(weights=None)
@@ -92,6 +96,7 @@ ENAS_MACRO_FINAL = dict(filters=96, dropout=0.5)
     (ENAS_MICRO_FINAL, 3_894_372, 494_848),
     (ENAS_MICRO_SEARCH, 608_540, 0),
 ])
+@pytest.mark.slow
 def test_enas_micro_trainable_params(child, expected, expected_aux):
     model, summary = _summary("enas_micro", "ENAS_micro", **child)
     assert summary.trainable_params == expected
@@ -103,6 +108,7 @@ def test_enas_micro_trainable_params(child, expected, expected_aux):
     (True, 42_559_392),   # the code's fixed-arc quirk, our default
     (False, 30_947_424),  # true separable convs for ops 1 and 3
 ])
+@pytest.mark.slow
 def test_enas_macro_trainable_params(separable_as_conv, expected):
     _, summary = _summary("enas_macro", "ENAS_macro",
                           macro_separable_as_conv=separable_as_conv,

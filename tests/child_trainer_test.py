@@ -109,6 +109,7 @@ def _registered():
             len(context.context().list_function_names()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["one_device", "mirrored"])
 def test_children_leave_nothing_registered_behind(data, kind):
     config = search_config.SearchConfig(

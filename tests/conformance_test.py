@@ -40,19 +40,25 @@ def _is_recurrent(space_name):
 
 
 def _cases(recurrent=False):
+    """Every published architecture, two samples of every space, and the
+    ImageNet stems; the second sample and the stems only in the full run
+    (``slow``)."""
     cases = []
     for name, entry in sorted(PUBLISHED.items()):
         if name != "DARTS":  # an alias of DARTS_V2
             cases.append((entry.space, entry.params, name, {}))
+    slow = []
     for space_name in spaces.SPACES.names():
         params = SPACE_PARAMS.get(space_name, {})
         space = spaces.get_space(space_name, **params)
-        for seed in (1, 2):
-            cases.append((space_name, params, space.format(space.sample(seed)),
-                          {}))
-    cases.append(("nasnet", {}, "NASNet-A", IMAGENET_STEM))
-    cases.append(("darts_cnn", {}, "DARTS_V2", IMAGENET_STEM))
-    return [c for c in cases if _is_recurrent(c[0]) == recurrent]
+        for seed, into in ((1, cases), (2, slow)):
+            into.append((space_name, params,
+                         space.format(space.sample(seed)), {}))
+    slow.append(("nasnet", {}, "NASNet-A", IMAGENET_STEM))
+    slow.append(("darts_cnn", {}, "DARTS_V2", IMAGENET_STEM))
+    return ([c for c in cases if _is_recurrent(c[0]) == recurrent] +
+            [pytest.param(*c, marks=pytest.mark.slow) for c in slow
+             if _is_recurrent(c[0]) == recurrent])
 
 
 def _loss(outputs, labels):

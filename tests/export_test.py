@@ -136,6 +136,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_saved_models_run_without_nas_tf_and_match_keras(runs, tmp_path):
     np.save(tmp_path / "images.npy", IMAGES)
     np.save(tmp_path / "tokens.npy", TOKENS)
@@ -175,6 +176,7 @@ def test_export_result_describes_the_signatures(runs):
         "(token_ids int32 [?, ?]) -> logits float32 [?, ?, 11]")
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_both_signatures(runs):
     cli = BIN / "saved_model_cli"
     command = ([str(cli)] if cli.exists() else
@@ -283,6 +285,7 @@ def _script(*args, cwd):
     return run_script("export.py", *args, timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_script_prints_what_it_exported(runs, tmp_path):
     out = tmp_path / "out"
     code, stdout, stderr = _script(f"--logdir={runs['image']['logdir']}",
@@ -295,6 +298,7 @@ def test_script_prints_what_it_exported(runs, tmp_path):
     assert (out / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_script_error_is_one_line(tmp_path):
     logdir = tmp_path / "run"
     trained_run.write_spec(str(logdir), IMAGE_SPEC)
@@ -311,6 +315,7 @@ def test_script_error_is_one_line(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 
+@pytest.mark.slow
 def test_classify_refuses_a_language_model_export_in_one_line(runs,
                                                               tmp_path):
     code, stdout, stderr = run_script(

@@ -47,6 +47,7 @@ def _trainer(model, data, tmp_path, **recipe):
         str(tmp_path), log=lambda line: None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ramp,epoch,progress", [
     ("epoch", 2, 2 / 4),       # DARTS: drop_prob * epoch / epochs
     ("step", 0, 2 / 8),        # ENAS: (step + 1) / total steps, 2 of 8
@@ -93,6 +94,7 @@ def test_cutout_zeroes_a_clipped_square_and_nothing_else(data):
     assert (cut.numpy()[changed] == 0).all()
 
 
+@pytest.mark.slow
 def test_auxiliary_loss_is_weighted_and_enas_leaves_its_head_untrained(
         data, tmp_path):
     logits = tf.constant([[2.0, 0.0, -1.0]])
@@ -155,6 +157,7 @@ def _weights(logdir):
     return [w.numpy() for w in model.weights]
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_to_the_uninterrupted_weights(
         tmp_path, monkeypatch):
     whole = final_training.train(_request(), str(tmp_path / "whole"),
@@ -203,6 +206,7 @@ def test_a_run_directory_refuses_another_recipe(tmp_path):
     final_training.check_logdir(str(tmp_path), other)
 
 
+@pytest.mark.slow
 def test_language_models_resume_during_averaged_sgd_to_the_uninterrupted_run(
         tmp_path, monkeypatch):
     corpus = synthetic_text.synthetic_corpus(

@@ -334,6 +334,7 @@ def _accuracy(data, layers, epochs):
     return float(np.mean(predictions == y.numpy()))
 
 
+@pytest.mark.slow
 def test_wide_filters_beat_pointwise_ones():
     data = dominoes.generate_dominoes(seed=0)
     pointwise = _accuracy(data, [(1, 1), (1, 1)], epochs=3)

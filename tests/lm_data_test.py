@@ -158,6 +158,7 @@ def test_window_walks_reject_bad_arguments():
         next(lm_batches.fixed_windows(_stream(20), 5))
 
 
+@pytest.mark.slow
 def test_importing_the_data_layer_does_not_import_tfds():
     # Only nas_tf.data.ptb needs tensorflow_datasets, which is slow to load.
     code = ("import sys, nas_tf.data, nas_tf.data.lm_corpus, "

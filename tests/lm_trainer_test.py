@@ -86,6 +86,7 @@ def test_non_monotone_trigger():
     assert not trigger([5.0] * 9, 9.0, nonmono=0)
 
 
+@pytest.mark.slow
 def test_training_switches_to_averaging_and_reports_it(corpus):
     model = _model(len(corpus.vocab), hidden=8)
     lines = []

@@ -80,6 +80,7 @@ def test_a_run_that_fails_before_it_starts_leaves_no_directory(
     assert not logdir.exists()
 
 
+@pytest.mark.slow
 def test_best_arch_cfg_names_the_space_of_the_best_child(
         tmp_path, data, monkeypatch):
     # Depth 1, then 2, then 3 layers; the best child is in the last space.

@@ -231,6 +231,7 @@ def _check_resumed(resumed, lines, whole, resumed_dir, whole_dir):
         np.testing.assert_array_equal(state[name], value, err_msg=name)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_uninterrupted_history(tmp_path,
                                                               data):
     # Children really train; killed in the middle of the second batch.
@@ -296,6 +297,7 @@ def test_resume_refuses_a_different_config(tmp_path, data):
         run.SearchRun(_config(num_children=2, seed=5), str(tmp_path), data)
 
 
+@pytest.mark.slow
 def test_failed_builds_and_diverged_children_do_not_stop_the_search(
         tmp_path, data, monkeypatch):
     real_build = children.builders.build_model
@@ -330,6 +332,7 @@ def test_failed_builds_and_diverged_children_do_not_stop_the_search(
     assert any("became NaN" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_children_train_under_mirrored_strategy(tmp_path, data):
     config = _config(strategy="evolution", population_size=2, sample_size=2,
                      num_children=3, distribute="mirrored",
@@ -398,6 +401,7 @@ def test_config_checks_happen_before_any_data(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_depth_schedule_grows_the_children(tmp_path, data):
     # NAS-RL's schedule, scaled down: 1 layer, then 2, then 3 (batches of
     # two children; the last batch is child 4 alone).
