@@ -261,4 +261,9 @@ def test_nasrl_strategy_refuses_a_space_it_was_not_given():
         reinforce.ReinforceConfig(num_aggregate=2))
     for space in (one_layer, three_layers):
         tokens = both.propose(space, 2, 0, [])
+        before = both.controller.score(space, tokens).log_prob.numpy()
         both.learn(space, tokens, [0.5, 0.7])
+        # Both advantages are positive (the baseline starts at 0): the
+        # update makes both proposals likelier in either space.
+        after = both.controller.score(space, tokens).log_prob.numpy()
+        assert (after > before).all(), (before, after)

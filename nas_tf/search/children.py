@@ -6,6 +6,7 @@ reward 0. Either way the search goes on. Per-child state (model, optimizer,
 compiled functions) is dropped after each child so memory stays flat.
 """
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -56,7 +57,11 @@ class ChildEvaluator:
         keras.utils.set_random_seed(seed)
         began = time.time()
         try:
-            with self.strategy.scope():
+            # Language models train on one device (lm_trainer has no
+            # replicas), so their variables are not made mirrored.
+            scope = (contextlib.nullcontext() if self.config.kind == "text"
+                     else self.strategy.scope())
+            with scope:
                 model = builders.build_model(space, arch,
                                              self._child_config(), seed=seed)
         except (ValueError, tf.errors.InvalidArgumentError) as err:

@@ -6,6 +6,13 @@ PyTorch 0.3 it was written for, the first step gives epoch 0 the initial
 rate), ENAS computes SGDR from the epoch counter (``utils.get_train_ops``),
 NASNet's ImageNet decay is a staircase. ``LrSchedule(epoch)`` is the rate
 of 0-based ``epoch``.
+
+Keras's ``CosineDecay`` and ``CosineDecayRestarts`` give the same cosine and
+SGDR rates (to float32 rounding), but they are functions of the step, and
+``ExponentialDecay``'s staircase floors ``step / decay_steps`` in float32:
+with NASNet's 2.4-epoch period (2.4 becomes 2.4000001) it decays one epoch
+late at epochs 36, 60, 72, 120, ... These are computed in Python floats, per
+epoch, as the originals do.
 """
 
 import dataclasses
