@@ -30,8 +30,8 @@ $(STAMP): $(REQUIREMENTS) requirements-dev.txt pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Each step resumes or reprints a finished one, so a second `make demo`
-# only repeats the output.
+# Each step resumes or reprints a finished one: a second `make demo`
+# searches and trains nothing again.
 demo: install
 	$(PY) scripts/search.py --preset=quickstart --logdir=$(DEMO)
 	$(PY) scripts/train.py --preset=quickstart_train \
