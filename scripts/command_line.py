@@ -213,11 +213,12 @@ def parse_flags(argv: list) -> list:
 
 def command(script: str, *args: str) -> str:
     """A shell command that runs ``script`` (search, train, export,
-    classify, describe) with ``args`` from a fresh shell, as this script was
-    started: the same Python for ``scripts/X.py``, the console command
-    beside it for ``nas-X``."""
+    classify, describe, policy_eval) with ``args`` from a fresh shell, as
+    this script was started: the same Python for ``scripts/X.py``, the
+    console command beside it for ``nas-X`` (``nas-policy-eval``)."""
     if CONSOLE["active"]:
-        exe = os.path.join(os.path.dirname(sys.executable), f"nas-{script}")
+        name = "nas-" + script.replace("_", "-")
+        exe = os.path.join(os.path.dirname(sys.executable), name)
         words = [_shown_path(exe)]
     else:
         here = os.path.dirname(os.path.abspath(__file__))

@@ -221,9 +221,11 @@ def final_training_only_flags() -> list:
     return sorted(set(_image_train_defaults()) - shared)
 
 
-def image_train_config_from_flags():
+def image_train_config_from_flags(base=None):
+    """An ``ImageTrainConfig``: ``base`` (default: the class's defaults) with
+    the fields whose flags are set."""
     from nas_tf.training import image_trainer
-    base = image_trainer.ImageTrainConfig()
+    base = image_trainer.ImageTrainConfig() if base is None else base
     schedule = dataclasses.replace(base.schedule, **{
         field: getattr(FLAGS, flag) for field, flag in SCHEDULE_FLAGS.items()
         if getattr(FLAGS, flag) is not None})

@@ -1,5 +1,6 @@
 """The console commands of an installed nas_tf: ``nas-search``,
-``nas-train``, ``nas-export``, ``nas-describe``, ``nas-classify``.
+``nas-train``, ``nas-export``, ``nas-describe``, ``nas-classify``,
+``nas-policy-eval``.
 
 Each runs its script as ``__main__``, exactly as ``python scripts/X.py``
 does, so absl shows the script's own flags under ``--help``.
@@ -34,3 +35,7 @@ def describe():
 
 def classify():
     _run("classify")
+
+
+def policy_eval():
+    _run("policy_eval")

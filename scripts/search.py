@@ -25,6 +25,7 @@ else:  # python scripts/search.py: scripts/ is on sys.path
 from nas_tf import controller as controller_lib
 from nas_tf import distribute
 from nas_tf.controller import reinforce
+from nas_tf.search import enas_config
 from nas_tf.search import reward as reward_lib
 from nas_tf.search import run
 from nas_tf.search import search_config
@@ -135,6 +136,19 @@ for _cls in (controller_lib.ControllerConfig, reinforce.ReinforceConfig):
         else:
             common_flags._DEFINE[type(_default)](
                 f"controller_{_field.name}", None, _help)
+flags.DEFINE_integer("controller_train_steps", None,
+                     "ENAS: controller updates per epoch (macro 50, micro "
+                     "30). Unset: 50.")
+flags.DEFINE_boolean("controller_updates", True,
+                     "ENAS: train the controller. Off: architectures come "
+                     "from the initial policy (the paper's ablation).")
+flags.DEFINE_boolean("skip_unused_weights", False,
+                     "ENAS: weights of ops a step did not use keep their "
+                     "value and momentum (PyTorch ports). Off: zero "
+                     "gradients still move them (the TF1 code).")
+flags.DEFINE_integer("derive_samples", None,
+                     "ENAS: architectures sampled and scored to derive the "
+                     "result. Unset: 100.")
 common_flags.define_child_train_flags()
 for _name in common_flags.key_flags("search"):
     flags.declare_key_flag(_name)
@@ -207,11 +221,29 @@ def config_from_flags() -> search_config.SearchConfig:
             search_config.SearchConfig.child_train,
             reward_epochs=child_train.reward_epochs),
         lm=common_flags.lm_config_from_flags(),
+        enas=_enas_config_from_flags(),
         lm_train=lm_train if kind == "text" else
         search_config.SearchConfig.lm_train,
         reward=FLAGS.reward or reward_lib.preset_formula(preset, kind),
         failed_reward=FLAGS.failed_reward,
         distribute=FLAGS.distribute)
+
+
+def _enas_config_from_flags() -> enas_config.EnasConfig:
+    base = enas_config.EnasConfig()
+    if FLAGS.strategy != "enas":
+        return base
+    return dataclasses.replace(
+        base, train=common_flags.image_train_config_from_flags(base.train),
+        controller_train_steps=_unset_or(FLAGS.controller_train_steps,
+                                         base.controller_train_steps),
+        controller_updates=FLAGS.controller_updates,
+        skip_unused_weights=FLAGS.skip_unused_weights,
+        derive_samples=_unset_or(FLAGS.derive_samples, base.derive_samples))
+
+
+def _unset_or(value, default):
+    return default if value is None else value
 
 
 def _report(config, result) -> None:
@@ -226,7 +258,9 @@ def _report(config, result) -> None:
     recipe = [f"--dataset={config.dataset}"]
     if FLAGS.train_preset:
         recipe = [command_line.preset_arg(FLAGS.train_preset)] + recipe
-    print(f"best architecture (reward {result.best_reward:.4f}) in {best}:")
+    what = ("derived architecture" if config.strategy == "enas"
+            else "best architecture")
+    print(f"{what} (reward {result.best_reward:.4f}) in {best}:")
     print(f"  {result.best_tokens}")
     print("retrain it from scratch, export it and classify with it:")
     print("  " + command_line.command(
@@ -238,6 +272,12 @@ def _report(config, result) -> None:
         print("  " + command_line.command(
             "classify", f"--export_dir={export}",
             f"--dataset={config.dataset}"))
+    if config.strategy == "enas":
+        print("compare the trained policy with the initial one:")
+        for untrained in ((), ("--untrained",)):
+            print("  " + command_line.command(
+                "policy_eval", f"--logdir={logdir}", "--num_samples=1000",
+                *untrained))
     print("review it in TensorBoard:")
     print("  " + command_line.tensorboard(logdir))
 
@@ -250,9 +290,10 @@ def main(argv):
         ignored = [f"--{name}"
                    for name in common_flags.final_training_only_flags()
                    if FLAGS[name].value is not None]
-        if ignored:
+        if ignored and FLAGS.strategy != "enas":
             raise ValueError(f"{', '.join(ignored)}: scripts/train.py flags; "
-                             "search children do not use them")
+                             "search children do not use them (ENAS's "
+                             "shared weights do: --strategy=enas)")
         config = config_from_flags()
         search_config.check_search_config(config)
         if config.kind == "image":
@@ -266,7 +307,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         distribute.split_cpu(FLAGS.cpu_devices)
-        searcher = run.SearchRun(config, FLAGS.logdir, relaunch_flags=text)
+        searcher = run.run_class(config)(config, FLAGS.logdir,
+                                         relaunch_flags=text)
         result = searcher.run()
     except (ConnectionError, ValueError, run_lock.RunDirectoryInUse) as e:
         return command_line.error(e)

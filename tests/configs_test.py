@@ -30,17 +30,18 @@ FINAL_ARCHITECTURES = {
     "nasnet_imagenet_mobile_final": "NASNet-A",
     "nasrl_ptb_final": "NASCell",
     "quickstart_train": "1 2 1 3 3 1 1 3 3 1 1 1",
+    "enas_quickstart_train": "ENAS_micro",
 }
 
 
 def _search_presets():
     return sorted(p.stem for p in CONFIGS.glob("*.cfg")
-                  if p.stem.endswith("_search") or p.stem == "quickstart")
+                  if p.stem.endswith(("_search", "quickstart")))
 
 
 def _final_presets():
     return sorted(p.stem for p in CONFIGS.glob("*.cfg")
-                  if p.stem.endswith("_final") or p.stem == "quickstart_train")
+                  if p.stem.endswith(("_final", "quickstart_train")))
 
 
 # Runs in a fresh interpreter per script: imports the script, which defines
@@ -66,7 +67,7 @@ def search():
     from nas_tf.search import search_config
     train_only = [name for name in common_flags.final_training_only_flags()
                   if FLAGS[name].value is not None]
-    if train_only:
+    if train_only and FLAGS.strategy != "enas":
         raise ValueError(f"train.py flags in a search preset: {train_only}")
     config = script.config_from_flags()
     search_config.check_search_config(config)

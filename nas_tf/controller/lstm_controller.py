@@ -102,6 +102,8 @@ class ControllerOutput(typing.NamedTuple):
       skip_count: [batch] number of skips picked.
       decision_log_probs: [batch, num_decisions] each decision's share of
         ``log_prob``.
+      hidden: [batch, num_decisions, lstm_size] the LSTM output each
+        decision was read from (to see what the controller remembers).
     """
 
     tokens: tf.Tensor
@@ -111,6 +113,7 @@ class ControllerOutput(typing.NamedTuple):
     skip_kl: tf.Tensor
     skip_count: tf.Tensor
     decision_log_probs: tf.Tensor
+    hidden: tf.Tensor = None
 
 
 class Controller(keras.Model):
@@ -223,7 +226,7 @@ class Controller(keras.Model):
         states = [[zeros, zeros] for _ in self.cells]
         start = tf.tile(self.start, [batch, 1])
         x = start
-        picked, per_decision = [], []
+        picked, per_decision, hidden = [], [], []
         log_prob = tf.zeros((batch,))
         entropy = tf.zeros((batch,))
         sampled_entropy = tf.zeros((batch,))
@@ -298,6 +301,7 @@ class Controller(keras.Model):
                 total = tf.reduce_sum(tf.stack(anchors[:n], 1) * bits, 1)
                 x = total / (1.0 + tf.reduce_sum(bits, 1))
             picked.append(tf.reshape(tf.cast(value, tf.int32), (batch, -1)))
+            hidden.append(h)
             log_prob += lp
             per_decision.append(lp)
             entropy += ent
@@ -317,7 +321,8 @@ class Controller(keras.Model):
                    else tf.zeros((batch,)))
         return ControllerOutput(tf.concat(picked, axis=1), log_prob, entropy,
                                 sampled_entropy, skip_kl, skip_count,
-                                tf.stack(per_decision, axis=1))
+                                tf.stack(per_decision, axis=1),
+                                tf.stack(hidden, axis=1))
 
     def _attend(self, keys, h, kind):
         w_anchor, w_query, v = self.attention[kind]
@@ -356,11 +361,8 @@ class Controller(keras.Model):
     def _compiled(self, space, what):
         key = (what, repr(space))
         if key not in self._functions:
-            if what == "sample":
-                def fn(seed, batch):
-                    return self._walk(space, batch, seed=seed)
-            else:
-                fn = self.score_fn(space)
+            fn = (self.sample_fn(space) if what == "sample"
+                  else self.score_fn(space))
             self._functions[key] = tf.function(fn, reduce_retracing=True)
         return self._functions[key]
 
@@ -374,6 +376,13 @@ class Controller(keras.Model):
         """Log-probabilities (differentiable) of ``tokens`` [batch, T]."""
         return self._compiled(space, "score")(
             tf.convert_to_tensor(tokens, tf.int32))
+
+    def sample_fn(self, space):
+        """``sample`` for ``space`` as a function usable inside another
+        ``tf.function``: ``(seed, batch) -> ControllerOutput``."""
+        def fn(seed, batch):
+            return self._walk(space, batch, seed=seed)
+        return fn
 
     def score_fn(self, space):
         """``score`` for ``space`` as a function usable inside another

@@ -60,6 +60,14 @@ class History:
             os.fsync(f.fileno())
         self.records.append(record)
 
+    def truncate(self, count: int) -> None:
+        """Keeps the first ``count`` records (a resumed phase redoes the
+        rest)."""
+        if count < len(self.records):
+            self.records = self.records[:count]
+            fileio.write_file_atomically(
+                self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+
     def __len__(self):
         return len(self.records)
 

@@ -155,12 +155,7 @@ class SearchRun:
         self.device_strategy = distribute.make_strategy(config.distribute)
         # The controller's initial weights come from the run's seed.
         keras.utils.set_random_seed(config.seed)
-        self.strategy = make_strategy(config)
-        self.evaluator = children.ChildEvaluator(
-            config, self.data, self.device_strategy, log)
-        self.done = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
-            children=self.done, **self.strategy.checkpoint_items())
+        self.checkpoint = tf.train.Checkpoint(**self._build())
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(logdir, CHECKPOINT_DIR),
             max_to_keep=3)
@@ -168,8 +163,7 @@ class SearchRun:
             self.checkpoint.restore(
                 self.manager.latest_checkpoint).assert_existing_objects_matched()
         if resuming:
-            log(f"resuming {logdir}: {len(self.history)} children in the "
-                f"history, the strategy's state after {int(self.done)}")
+            log(f"resuming {logdir}: {self._resumed_line()}")
         self.writer = tf.summary.create_file_writer(
             os.path.join(logdir, SUMMARY_DIR))
         self._metric = ("valid_accuracy" if config.kind == "image"
@@ -177,6 +171,19 @@ class SearchRun:
         self.review = search_review.SearchReview(
             self.history, self.writer, self.space_of, self._metric, log)
         self._timed, self._seconds = 0, 0.0
+
+    def _build(self) -> dict:
+        """Creates what the strategy learns and returns it as checkpoint
+        items."""
+        self.strategy = make_strategy(self.config)
+        self.evaluator = children.ChildEvaluator(
+            self.config, self.data, self.device_strategy, self.log)
+        self.done = tf.Variable(0, dtype=tf.int64, trainable=False)
+        return {"children": self.done, **self.strategy.checkpoint_items()}
+
+    def _resumed_line(self) -> str:
+        return (f"{len(self.history)} children in the history, the "
+                f"strategy's state after {int(self.done)}")
 
     def space_of(self, index: int):
         """The search space of child ``index``: its batch's, since a batch
@@ -233,7 +240,7 @@ class SearchRun:
                   "reward": outcome["reward"], "status": outcome["status"],
                   "metrics": outcome["metrics"],
                   "wall_time": round(seconds, 3)}
-        self.history.append(json.loads(json.dumps(record, default=list)))
+        self.history.append(json_record(record))
         self._timed += 1
         self._seconds += seconds
         self.review.write_rewards(record)
@@ -289,11 +296,7 @@ class SearchRun:
         self.review.write_table(len(self.history))
         best = self.history.best()
         space = self.space_of(best["step"])
-        fileio.write_file_atomically(os.path.join(self.logdir, BEST_FILE),
-                                     best["tokens"] + "\n")
-        fileio.write_file_atomically(
-            os.path.join(self.logdir, BEST_SPACE_FILE),
-            "".join(line + "\n" for line in space.as_flags()))
+        write_best(self.logdir, best["tokens"], space)
         self.log(f"search finished: {len(self.history)} children; best "
                  f"reward {best['reward']:.4f} (child {best['step'] + 1}): "
                  f"{best['tokens']}")
@@ -308,6 +311,28 @@ class SearchRun:
                             dict(space.params))
 
 
+def json_record(record: dict) -> dict:
+    """``record`` as it reads back from history.jsonl (tuples as lists)."""
+    return json.loads(json.dumps(record, default=list))
+
+
+def write_best(logdir: str, tokens: str, space) -> None:
+    """best_arch.txt and best_arch.cfg, the flags of its space."""
+    fileio.write_file_atomically(os.path.join(logdir, BEST_FILE),
+                                 tokens + "\n")
+    fileio.write_file_atomically(
+        os.path.join(logdir, BEST_SPACE_FILE),
+        "".join(line + "\n" for line in space.as_flags()))
+
+
+def run_class(config):
+    """The run class of ``config.strategy``: ENAS has its own loop."""
+    if config.strategy == "enas":
+        from nas_tf.search import enas_run
+        return enas_run.EnasRun
+    return SearchRun
+
+
 def run_search(config, logdir, data=None, log=print) -> SearchResult:
     """Runs (or resumes) the search ``config`` in ``logdir``."""
-    return SearchRun(config, logdir, data, log).run()
+    return run_class(config)(config, logdir, data, log).run()

@@ -13,6 +13,7 @@ from typing import Optional
 from nas_tf import config as config_lib
 from nas_tf import controller as controller_lib
 from nas_tf.controller import reinforce as reinforce_lib
+from nas_tf.search import enas_config
 from nas_tf.search import reward as reward_lib
 from nas_tf import spaces
 from nas_tf import strategies
@@ -29,8 +30,9 @@ class SearchConfig:
     Attributes:
       space: Registered search-space name.
       space_params: Its parameters (``num_layers`` etc.).
-      strategy: ``nasrl``, ``random`` or ``evolution``.
-      num_children: Children to evaluate in all (NAS-RL CIFAR: 12,800).
+      strategy: ``nasrl``, ``random``, ``evolution`` or ``enas``.
+      num_children: Children to evaluate in all (NAS-RL CIFAR: 12,800;
+        ENAS: unused, ``enas`` says how long it runs).
       seed: One seed for the whole run (controller sampling, child
         initialisation, data order).
       dataset: An image dataset (``dominoes``, or a tfds name such as
@@ -59,6 +61,8 @@ class SearchConfig:
         children (sec. 4.1: 6, +2 every 1,600).
       child, child_train: Image children: how they are built and trained.
       lm, lm_train: Language-model children: the same.
+      enas: The ENAS loop (``strategy="enas"``): the shared weights'
+        training, controller steps per epoch, deriving.
       reward: Reward formula (see ``nas_tf/search/reward.py``); "" takes NAS-RL's
         for the dataset kind.
       failed_reward: Reward of a child that cannot be built.
@@ -91,6 +95,7 @@ class SearchConfig:
         child_trainer.ChildTrainConfig()
     lm: config_lib.LmConfig = config_lib.LmConfig()
     lm_train: config_lib.LmTrainConfig = config_lib.LmTrainConfig(epochs=35)
+    enas: enas_config.EnasConfig = enas_config.EnasConfig()
     reward: str = ""
     failed_reward: float = 0.0
     distribute: str = "auto"
@@ -140,12 +145,34 @@ class SearchConfig:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True,
                           default=list)
 
+    @classmethod
+    def from_json(cls, text: str) -> "SearchConfig":
+        """The config ``to_json`` wrote (a run's ``config.json``)."""
+        fields = json.loads(text)
+        for field in dataclasses.fields(cls):
+            default = getattr(cls, field.name, None)
+            if dataclasses.is_dataclass(default) and field.name in fields:
+                fields[field.name] = _nested(type(default),
+                                             fields[field.name])
+        return cls(**fields)
+
+
+def _nested(config_class, values: dict):
+    """``config_class`` from JSON ``values``: lists become the tuples the
+    defaults hold; nested configs take dicts themselves."""
+    defaults = config_class()
+    return config_class(**{
+        k: tuple(v) if isinstance(getattr(defaults, k, None), tuple) else v
+        for k, v in values.items()})
+
 
 def check_search_config(config: SearchConfig) -> None:
     """Raises ValueError (or SpaceError) for a config that cannot run."""
     if config.strategy not in strategies.STRATEGIES:
         raise ValueError(f"strategy={config.strategy!r}; allowed: "
                          f"{', '.join(strategies.STRATEGIES)}")
+    if config.strategy == "enas":
+        _check_enas(config)
     if config.num_children < 1:
         raise ValueError(f"num_children={config.num_children}; it must be "
                          f"at least 1")
@@ -187,3 +214,15 @@ def check_search_config(config: SearchConfig) -> None:
             "every child, so it must be at least 1 (unset: the dataset's "
             "own)")
     config.reward_formula()
+
+
+def _check_enas(config: SearchConfig) -> None:
+    from nas_tf import supernets
+    if config.space not in supernets.SPACES:
+        raise ValueError(
+            f"strategy 'enas' shares weights in a supernet; space "
+            f"{config.space!r} has none, use one of "
+            f"{', '.join(supernets.SPACES)}")
+    if config.depth_schedule:
+        raise ValueError("strategy 'enas' searches one space; it cannot "
+                         "follow the depth schedule")

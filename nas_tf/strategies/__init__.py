@@ -2,8 +2,8 @@
 
 ``nasrl``: the REINFORCE-trained LSTM controller; ``random``: uniform
 sampling; ``evolution``: regularized (aging) evolution. With all three every
-child trains from scratch; the weight-sharing searches of ENAS and DARTS are
-not here yet.
+child trains from scratch. ``enas`` names the weight-sharing search, whose
+loop alternates two phases and lives in ``nas_tf/search/enas_run.py``.
 """
 
 from nas_tf.strategies.base import SearchStrategy
@@ -12,7 +12,7 @@ from nas_tf.strategies.evolution import mutate
 from nas_tf.strategies.nasrl import NasrlStrategy
 from nas_tf.strategies.random_search import RandomSearch
 
-STRATEGIES = ("nasrl", "random", "evolution")
+STRATEGIES = ("nasrl", "random", "evolution", "enas")
 
 __all__ = ["NasrlStrategy", "RandomSearch", "RegularizedEvolution",
            "STRATEGIES", "SearchStrategy", "mutate"]

@@ -145,10 +145,27 @@ def trained_variables(model, config: ImageTrainConfig) -> list:
     return [v for v in model.trainable_variables if id(v) not in frozen]
 
 
-def _steps_per_epoch(data, config) -> int:
+def steps_per_epoch(data, config) -> int:
     steps = len(data.train_labels) // config.batch_size
     return min(steps, config.steps_per_epoch) if config.steps_per_epoch \
         else steps
+
+
+def drop_path_step_ramp(model, config: ImageTrainConfig, steps_per_epoch):
+    """With ``drop_path_ramp="step"`` and a model with scheduled drop path:
+    a per-step setter of its progress, ``(step + 1) / total steps`` as ENAS
+    computes it; else None."""
+    if (config.drop_path_ramp != "step" or
+            not hasattr(model, "set_drop_path_progress")):
+        return None
+    ramp = model._drop_path_progress.variable
+    total_steps = float(config.epochs * steps_per_epoch)
+
+    def before_step(step):
+        ramp.assign(tf.minimum(
+            1.0, tf.cast(step + 1, tf.float32) / total_steps))
+
+    return before_step
 
 
 class ImageTrainer:
@@ -168,13 +185,14 @@ class ImageTrainer:
                 nesterov=config.nesterov, weight_decay=config.weight_decay,
                 clip_norm=config.grad_clip)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.steps = _steps_per_epoch(data, config)
+        self.steps = steps_per_epoch(data, config)
         self._train_epoch = replica_loop.compile_train_epoch(
             strategy, model, loss_fn(config), variables, self.optimizer,
             self._step_ramp())
         self._evaluate = replica_loop.compile_evaluate(strategy, model)
         self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=self.optimizer, epoch=self.epoch)
+            model=model, optimizer=self.optimizer, epoch=self.epoch,
+            dropout_seeds=replica_loop.seed_generator_states(model))
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(logdir, trained_run.CHECKPOINTS),
             max_to_keep=2)
@@ -184,18 +202,7 @@ class ImageTrainer:
         return hasattr(self.model, "set_drop_path_progress")
 
     def _step_ramp(self):
-        """With ``drop_path_ramp="step"``: a per-step setter of the drop path
-        progress, ``(step + 1) / total steps`` as ENAS computes it."""
-        if self.config.drop_path_ramp != "step" or not self._has_drop_path():
-            return None
-        ramp = self.model._drop_path_progress.variable
-        total_steps = float(self.config.epochs * self.steps)
-
-        def before_step(step):
-            ramp.assign(tf.minimum(
-                1.0, tf.cast(step + 1, tf.float32) / total_steps))
-
-        return before_step
+        return drop_path_step_ramp(self.model, self.config, self.steps)
 
     def restore(self) -> int:
         """Restores the last checkpoint, if any; returns the epochs done."""

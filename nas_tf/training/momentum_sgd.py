@@ -57,14 +57,27 @@ class MomentumSgd(tf.Module):
             tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
                         name="accumulator") for v in self._variables]
 
-    def apply(self, strategy: tf.distribute.Strategy, per_replica_grads):
+    def apply(self, strategy: tf.distribute.Strategy, per_replica_grads,
+              per_replica_used=None):
         """Sums ``per_replica_grads`` (as ``strategy.run`` returned them, one
         per variable) over replicas and updates every replica's copy. Call
         in cross-replica context, e.g. inside a ``tf.function`` right after
-        ``strategy.run``."""
+        ``strategy.run``.
+
+        ``per_replica_used``: optional float 0/1 per variable; a variable no
+        replica used keeps its value and its momentum (no decay either), as
+        PyTorch's SGD skips parameters without a gradient. Without it every
+        variable moves, zero gradient or not, as in TF1.
+        """
         grads = strategy.extended.batch_reduce_to(
             tf.distribute.ReduceOp.SUM,
             list(zip(per_replica_grads, self._variables)))
+        if per_replica_used is None:
+            used = [None] * len(grads)
+        else:
+            used = strategy.extended.batch_reduce_to(
+                tf.distribute.ReduceOp.SUM,
+                list(zip(per_replica_used, self._variables)))
         scale = tf.constant(1.0)
         if self.clip_norm:
             # Every replica holds the same sums; the norm of one copy is
@@ -72,18 +85,24 @@ class MomentumSgd(tf.Module):
             norm = tf.linalg.global_norm(
                 [strategy.experimental_local_results(g)[0] for g in grads])
             scale = self.clip_norm / tf.maximum(norm, self.clip_norm)
-        for grad, variable, accumulator in zip(grads, self._variables,
-                                               self.accumulators):
+        for grad, variable, accumulator, was_used in zip(
+                grads, self._variables, self.accumulators, used):
             strategy.extended.update(
                 variable, self._update,
-                args=(grad, accumulator, self.learning_rate, scale),
+                args=(grad, accumulator, self.learning_rate, scale, was_used),
                 group=False)
 
-    def _update(self, variable, grad, accumulator, learning_rate, scale):
+    def _update(self, variable, grad, accumulator, learning_rate, scale,
+                was_used=None):
         grad = tf.convert_to_tensor(grad) * scale
         if self.weight_decay:
             grad += self.weight_decay * variable
-        accumulator.assign(self.momentum * accumulator + grad)
+        moved = self.momentum * accumulator + grad
+        if was_used is not None:
+            keep = tf.cast(tf.convert_to_tensor(was_used) > 0, grad.dtype)
+            moved = keep * moved + (1.0 - keep) * accumulator
+            learning_rate = learning_rate * keep
+        accumulator.assign(moved)
         step = (grad + self.momentum * accumulator if self.nesterov
                 else accumulator)
         variable.assign_sub(learning_rate * step)

@@ -25,28 +25,46 @@ def count_hits(logits, labels):
 
 
 def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
-                        before_step=None):
+                        before_step=None, arc_sampler=None,
+                        skip_unused=False):
     """A ``tf.function(dataset, first_step)`` training one epoch; returns
     the mean loss per batch and the training hits.
 
     Args:
       strategy: The strategy the model and ``optimizer`` were built under.
-      model: Called as ``model(images, training=True)``.
+      model: Called as ``model(images, training=True)``, or with
+        ``arc_sampler`` as ``model(images, arc, training=True)``.
       loss_fn: ``(outputs, labels) -> loss`` of one replica's batch, already
         divided by the global batch size (so replicas' losses sum).
       variables: What is trained.
       optimizer: A ``MomentumSgd`` over ``variables``.
       before_step: Optional ``(global_step) -> None`` run in cross-replica
         context before each step (e.g. to move scheduled drop path).
+      arc_sampler: Optional ``(global_step, replica_id) -> arc``: a
+        shared-weight supernet's architecture of each step, drawn afresh
+        on every replica (ENAS: one architecture per minibatch).
+      skip_unused: With ``arc_sampler``: weights whose gradient is zero on
+        every replica (an op the step's architectures did not use) keep
+        their value and momentum; see ``MomentumSgd.apply``.
     """
 
-    def gradient_step(batch):
+    def gradient_step(batch, step):
         images, labels = batch
         with tf.GradientTape() as tape:
-            outputs = model(images, training=True)
+            if arc_sampler is None:
+                outputs = model(images, training=True)
+            else:
+                replica = tf.distribute.get_replica_context(
+                ).replica_id_in_sync_group
+                outputs = model(images, arc_sampler(step, replica),
+                                training=True)
             loss = loss_fn(outputs, labels)
-        return (loss, count_hits(logits_of(outputs), labels),
-                tape.gradient(loss, variables))
+        grads = tape.gradient(loss, variables)
+        used = ()
+        if skip_unused:
+            used = [tf.cast(tf.reduce_any(tf.not_equal(
+                tf.convert_to_tensor(g), 0.0)), tf.float32) for g in grads]
+        return loss, count_hits(logits_of(outputs), labels), grads, used
 
     @tf.function
     def train_epoch(dataset, first_step):
@@ -55,9 +73,10 @@ def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
         for batch in dataset:
             if before_step is not None:
                 before_step(step)
-            loss, batch_hits, grads = strategy.run(
-                gradient_step, (distribute.split_batch(strategy, batch),))
-            optimizer.apply(strategy, grads)
+            loss, batch_hits, grads, used = strategy.run(
+                gradient_step,
+                (distribute.split_batch(strategy, batch), step))
+            optimizer.apply(strategy, grads, used if skip_unused else None)
             total += strategy.reduce("SUM", loss, axis=None)
             hits += strategy.reduce("SUM", batch_hits, axis=None)
             step += 1
@@ -98,3 +117,40 @@ def cross_entropy(labels, logits, global_batch: int,
         uniform = -tf.reduce_mean(tf.nn.log_softmax(logits), axis=-1)
         nll = (1.0 - label_smoothing) * nll + label_smoothing * uniform
     return tf.reduce_sum(nll) / global_batch
+
+
+def compile_arc_hits(strategy, model, training: bool):
+    """A ``tf.function(images, labels, arc)`` returning the correct
+    predictions of supernet ``model`` with architecture ``arc`` on one
+    batch, split over the replicas; ``training`` as the model takes it."""
+
+    def hits_step(batch, arc):
+        images, labels = batch
+        return count_hits(logits_of(model(images, arc, training=training)),
+                          labels)
+
+    @tf.function
+    def hits(images, labels, arc):
+        batch = distribute.split_batch(strategy, (images, labels))
+        return strategy.reduce("SUM", strategy.run(hits_step, (batch, arc)),
+                               axis=None)
+
+    return hits
+
+
+def seed_generator_states(model) -> list:
+    """The state variables of ``model``'s Keras seed generators (dropout
+    masks). ``tf.train.Checkpoint(model=...)`` leaves them out; checkpoint
+    them too, so a resumed run draws the masks the uninterrupted one
+    would."""
+    return [v.value for v in model.non_trainable_variables
+            if v.path.endswith("seed_generator_state")]
+
+
+def model_variables(model) -> list:
+    """Every variable of ``model`` as a list for ``tf.train.Checkpoint``:
+    its weights (BatchNorm statistics included) and its seed generators'
+    states. A subclassed Keras model that keeps layers in dicts or nested
+    lists is not fully traversed by ``tf.train.Checkpoint(model=...)``; a
+    list of its variables is, in the model's own (fixed) order."""
+    return [v.value for v in model.weights] + seed_generator_states(model)

@@ -1,0 +1,72 @@
+"""The compiled shared-weight step: one architecture per step from a
+sampler, and what happens to the weights of ops a step did not use."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nas_tf import distribute
+from nas_tf.training import momentum_sgd
+from nas_tf.training import replica_loop
+
+
+class TwoBranches(keras.Model):
+    """``arc[0]`` picks one of two dense branches."""
+
+    def __init__(self):
+        super().__init__()
+        # Non-zero biases: the decay of a zero weight is zero.
+        self.branches = [keras.layers.Dense(3, bias_initializer="ones")
+                         for _ in range(2)]
+        for branch in self.branches:
+            branch.build((None, 4))
+
+    def call(self, x, arc, training=False):
+        return tf.switch_case(arc[0], [lambda b=b: b(x)
+                                       for b in self.branches])
+
+
+def _train(skip_unused, op):
+    keras.utils.set_random_seed(0)
+    strategy = distribute.make_strategy("one_device")
+    with strategy.scope():
+        model = TwoBranches()
+        variables = model.trainable_variables
+        optimizer = momentum_sgd.MomentumSgd(
+            variables, 0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    before = [v.numpy().copy() for v in variables]
+    seen = []
+
+    def sampler(step, replica):
+        seen.append(1)  # traced once
+        return tf.constant([op], tf.int32)
+
+    epoch = replica_loop.compile_train_epoch(
+        strategy, model,
+        lambda out, y: replica_loop.cross_entropy(y, out, 8),
+        variables, optimizer, arc_sampler=sampler, skip_unused=skip_unused)
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32),
+         np.arange(16, dtype=np.int32) % 3)).batch(8)
+    epoch(data, tf.constant(0, tf.int64))
+    epoch(data, tf.constant(2, tf.int64))
+    assert len(seen) == 1
+    moved = [not np.allclose(b, v.numpy()) for b, v in zip(before, variables)]
+    momentum = [bool(np.any(a.numpy())) for a in optimizer.accumulators]
+    # Kernel and bias of branch 0, then of branch 1.
+    return moved, momentum
+
+
+@pytest.mark.parametrize("op", [0, 1])
+def test_idle_branch_moves_by_decay_and_momentum_as_in_tf1(op):
+    moved, momentum = _train(skip_unused=False, op=op)
+    # Zero data gradient, but the coupled decay still moves idle weights.
+    assert moved == [True] * 4 and momentum == [True] * 4
+
+
+@pytest.mark.parametrize("op", [0, 1])
+def test_skip_unused_leaves_idle_branch_untouched(op):
+    moved, momentum = _train(skip_unused=True, op=op)
+    used = [op == 0] * 2 + [op == 1] * 2
+    assert moved == used and momentum == used
