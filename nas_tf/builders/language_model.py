@@ -37,29 +37,24 @@ def _locked_dropout(x, rate, seed):
     return x * mask
 
 
-@keras.saving.register_keras_serializable(package="nas_tf")
-class LanguageModel(keras.Model):
-    """A one-layer LM over the cell of a recurrent-space architecture.
+class LanguageModelBase(keras.Model):
+    """What every word-level LM here shares around its recurrent part: the
+    embedding with word dropout, the locked input and output dropouts, and
+    the decoder (tied to the embedding or its own kernel, with or without
+    a bias).
 
-    ``model(tokens)`` gives logits from a zero state; ``forward`` also
-    takes and returns the state and the outputs the regularisers read.
+    Subclasses set ``cell`` (with its ``state_size``), create its weights
+    in ``build`` between ``_build_embedding`` and ``_build_decoder``, and
+    run it through ``_forward``.
 
     Args:
-      space_name: A recurrent search space (nasrl_rnn, enas_rnn, darts_rnn).
-      space_params: Its parameters.
-      architecture: The architecture's token string (or published name).
-      lm_config: ``LmConfig`` fields as a dict.
+      lm_config: An ``LmConfig``.
       seed: Seed of the weights' initialisers and the dropout masks.
     """
 
-    def __init__(self, space_name, space_params, architecture, lm_config,
-                 seed=None, **kwargs):
-        kwargs.setdefault("name", f"{space_name}_lm")
+    def __init__(self, lm_config, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.space = spaces.get_space(space_name, **space_params)
-        self.architecture = spaces.resolve_architecture(self.space,
-                                                        architecture)
-        self.lm_config = cfg = config_lib.LmConfig(**lm_config)
+        self.lm_config = cfg = lm_config
         self.seed = seed
         self._dropout_seed = keras.random.SeedGenerator(
             recurrent_cells.derived_seed(seed, 2))
@@ -69,17 +64,12 @@ class LanguageModel(keras.Model):
                 -cfg.init_range, cfg.init_range,
                 recurrent_cells.derived_seed(seed, 3)),
             name="embedding")
-        self.cell = recurrent_cells.build_cell(
-            self.space, self.architecture, cfg.hidden_size, cfg.init_range,
-            dropout=cfg.x_dropout, recurrent_dropout=cfg.hidden_dropout,
-            highway_split=cfg.highway_split or None, seed=seed)
-        self.rnn = keras.layers.RNN(self.cell, return_sequences=True,
-                                    return_state=True, name="rnn")
 
-    def build(self, input_shape=None):
-        cfg = self.lm_config
+    def _build_embedding(self):
         self.embedding.build((None, None))
-        self.rnn.build((None, None, cfg.hidden_size))
+
+    def _build_decoder(self):
+        cfg = self.lm_config
         if not cfg.tie_weights:
             self.decoder_kernel = self.add_weight(
                 (cfg.hidden_size, cfg.vocab_size),
@@ -91,7 +81,6 @@ class LanguageModel(keras.Model):
             # DARTS init_weights(): decoder.bias.fill_(0).
             self.decoder_bias = self.add_weight((cfg.vocab_size,), "zeros",
                                                 name="decoder_bias")
-        self.built = True
 
     def initial_state(self, batch_size):
         """Zero cell state for ``batch_size`` sequences."""
@@ -118,8 +107,9 @@ class LanguageModel(keras.Model):
             logits = logits + self.decoder_bias
         return logits
 
-    def forward(self, tokens, state=None, training=False) -> LmOutputs:
-        """Logits, next state and outputs for a [batch, time] window."""
+    def _forward(self, tokens, state, training, recur) -> LmOutputs:
+        """Embeds a [batch, time] window, runs ``recur(x, state)`` (which
+        returns the cell outputs and the next state) and decodes."""
         if not self.built:
             self.build()
         tokens = tf.convert_to_tensor(tokens)
@@ -129,11 +119,58 @@ class LanguageModel(keras.Model):
         x = self._embed(tokens, training)
         if training:
             x = _locked_dropout(x, cfg.input_dropout, self._dropout_seed)
-        raw, *new_state = self.rnn(x, initial_state=list(state),
-                                   training=training)
+        raw, new_state = recur(x, list(state))
         dropped = (_locked_dropout(raw, cfg.output_dropout,
                                    self._dropout_seed) if training else raw)
         return LmOutputs(self._decode(dropped), new_state, raw, dropped)
+
+
+@keras.saving.register_keras_serializable(package="nas_tf")
+class LanguageModel(LanguageModelBase):
+    """A one-layer LM over the cell of a recurrent-space architecture.
+
+    ``model(tokens)`` gives logits from a zero state; ``forward`` also
+    takes and returns the state and the outputs the regularisers read.
+
+    Args:
+      space_name: A recurrent search space (nasrl_rnn, enas_rnn, darts_rnn).
+      space_params: Its parameters.
+      architecture: The architecture's token string (or published name).
+      lm_config: ``LmConfig`` fields as a dict.
+      seed: Seed of the weights' initialisers and the dropout masks.
+    """
+
+    def __init__(self, space_name, space_params, architecture, lm_config,
+                 seed=None, **kwargs):
+        kwargs.setdefault("name", f"{space_name}_lm")
+        super().__init__(config_lib.LmConfig(**lm_config), seed=seed,
+                         **kwargs)
+        self.space = spaces.get_space(space_name, **space_params)
+        self.architecture = spaces.resolve_architecture(self.space,
+                                                        architecture)
+        cfg = self.lm_config
+        self.cell = recurrent_cells.build_cell(
+            self.space, self.architecture, cfg.hidden_size, cfg.init_range,
+            dropout=cfg.x_dropout, recurrent_dropout=cfg.hidden_dropout,
+            highway_split=cfg.highway_split or None, seed=seed)
+        self.rnn = keras.layers.RNN(self.cell, return_sequences=True,
+                                    return_state=True, name="rnn")
+
+    def build(self, input_shape=None):
+        self._build_embedding()
+        self.rnn.build((None, None, self.lm_config.hidden_size))
+        self._build_decoder()
+        self.built = True
+
+    def forward(self, tokens, state=None, training=False) -> LmOutputs:
+        """Logits, next state and outputs for a [batch, time] window."""
+
+        def recur(x, initial_state):
+            raw, *new_state = self.rnn(x, initial_state=initial_state,
+                                       training=training)
+            return raw, new_state
+
+        return self._forward(tokens, state, training, recur)
 
     def call(self, tokens, training=False):
         return self.forward(tokens, training=training).logits

@@ -30,6 +30,16 @@ def derived_seed(seed, offset):
     return None if seed is None else seed * 1009 + offset
 
 
+def highway(s_prev, projected, activation, highway_split):
+    """One highway node: ``s_prev + sigmoid(gate) * (activation(value) -
+    s_prev)``, ``[gate, value]`` or ``[value, gate]`` being the halves of
+    ``projected`` as ``highway_split`` says (ENAS paper sec. 2.1; DARTS
+    sec. 3.1.2). ``activation`` is a function of the value half."""
+    a, b = tf.split(projected, 2, axis=-1)
+    gate, value = (a, b) if highway_split == "gate_first" else (b, a)
+    return s_prev + tf.sigmoid(gate) * (activation(value) - s_prev)
+
+
 class _ArchitectureCell(keras.layers.Layer, DropoutRNNCell):
     """Shared plumbing: the architecture, init range and dropout masks."""
 
@@ -170,10 +180,8 @@ class HighwayDagCell(_ArchitectureCell):
         self.node_kernels = kernels
 
     def _highway(self, s_prev, projected, activation):
-        a, b = tf.split(projected, 2, axis=-1)
-        gate, value = (a, b) if self.highway_split == "gate_first" else (b, a)
-        return s_prev + tf.sigmoid(gate) * (
-            rnn_ops.activation(activation)(value) - s_prev)
+        return highway(s_prev, projected, rnn_ops.activation(activation),
+                       self.highway_split)
 
     def call(self, inputs, states, training=False):
         h_prev = states[0]
