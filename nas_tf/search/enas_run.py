@@ -57,12 +57,32 @@ class EnasRun(run.SearchRun):
     """One ENAS search of ``config`` (``strategy="enas"``) in ``logdir``."""
 
     def _build(self) -> dict:
-        cfg, data = self.config, self.data
-        enas, strategy = cfg.enas, self.device_strategy
+        cfg = self.config
         self.space = cfg.space_at(0)
         self.controller = controller_lib.Controller(
             self.space, cfg.controller, skip_target=cfg.reinforce.skip_target)
         self.learner = reinforce.Reinforce(self.controller, cfg.reinforce)
+        self._sample = self.controller.sample_fn(self.space)
+        self._seed = tf.constant(cfg.seed, tf.int64)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.phase = tf.Variable(0, dtype=tf.int64, trainable=False)
+        return {"epoch": self.epoch, "phase": self.phase,
+                **self._build_shared(), **self.learner.checkpoint_items()}
+
+    def _sample_arc(self, key):
+        """Inside a ``tf.function``: the architecture of stateless ``key``."""
+        return self._sample(tf.stack([self._seed, key]), 1)
+
+    # -- what depends on the kind of data (EnasLmRun: language models) -------
+    @property
+    def epochs(self) -> int:
+        return self.config.enas.train.epochs
+
+    def _build_shared(self) -> dict:
+        """Builds the supernet, its training and its scoring; returns their
+        checkpoint items."""
+        cfg, data = self.config, self.data
+        enas, strategy = cfg.enas, self.device_strategy
         child = dataclasses.replace(
             cfg.child, num_classes=data.num_classes,
             image_size=data.image_size, image_channels=data.image_channels)
@@ -77,12 +97,10 @@ class EnasRun(run.SearchRun):
                 weight_decay=enas.train.weight_decay,
                 clip_norm=enas.train.grad_clip)
         self.steps = image_trainer.steps_per_epoch(data, enas.train)
-        sample = self.controller.sample_fn(self.space)
-        seed = tf.constant(cfg.seed, tf.int64)
 
         def arc_of_step(step, replica):
             key = step * _REPLICA_STRIDE + tf.cast(replica, tf.int64)
-            return sample(tf.stack([seed, key]), 1).tokens[0]
+            return self._sample_arc(key).tokens[0]
 
         self._train_epoch = replica_loop.compile_train_epoch(
             strategy, self.supernet, image_trainer.loss_fn(enas.train),
@@ -96,45 +114,57 @@ class EnasRun(run.SearchRun):
         valid_images, valid_labels = next(iter(valid))
 
         @tf.function
-        def sample_and_score(key, rows):
-            out = sample(tf.stack([seed, key]), 1)
-            hits = arc_hits(tf.gather(valid_images, rows),
-                            tf.gather(valid_labels, rows), out.tokens[0])
-            return out, hits
-
-        @tf.function
         def score(arc, rows):
             return arc_hits(tf.gather(valid_images, rows),
                             tf.gather(valid_labels, rows), arc)
 
+        @tf.function
+        def sample_and_score(key, rows):
+            out = self._sample_arc(key)
+            return out, score(out.tokens[0], rows)
+
         self._sample_and_score, self.score = sample_and_score, score
         self.num_valid = len(data.valid_labels)
         self.valid_batch = min(enas.train.batch_size, self.num_valid)
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.phase = tf.Variable(0, dtype=tf.int64, trainable=False)
         return {"supernet": replica_loop.model_variables(self.supernet),
-                "shared_optimizer": self.optimizer,
-                "epoch": self.epoch, "phase": self.phase,
-                **self.learner.checkpoint_items()}
-
-    def _resumed_line(self) -> str:
-        what = ("shared weights" if int(self.phase) == 0 else "controller")
-        return (f"epoch {int(self.epoch) + 1} of {self.config.enas.train.epochs}"
-                f" resumes at its {what} phase")
-
-    @property
-    def samples_per_epoch(self) -> int:
-        return (self.config.enas.controller_train_steps *
-                self.config.reinforce.num_aggregate)
+                "shared_optimizer": self.optimizer}
 
     def _valid_rows(self, *key) -> tf.Tensor:
         rng = np.random.default_rng([self.config.seed, *key])
         return tf.constant(rng.choice(self.num_valid, self.valid_batch,
                                       replace=False), tf.int32)
 
+    def _sampled_metric(self, key: int, epoch: int, k: int):
+        """Samples the architecture of stateless ``key`` and measures it on
+        validation minibatch ``k`` of ``epoch``: (ControllerOutput,
+        metric)."""
+        out, hits = self._sample_and_score(tf.constant(key, tf.int64),
+                                           self._valid_rows(epoch, k))
+        return out, float(hits) / self.valid_batch
+
+    def _arc_metrics(self, arcs, epoch: int) -> list:
+        """The metric of each of ``arcs`` on one validation minibatch (the
+        same for all: the one after the epoch's controller samples)."""
+        rows = self._valid_rows(epoch, self.samples_per_epoch)
+        return [float(self.score(arc, rows)) / self.valid_batch
+                for arc in arcs]
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b
+
+    def _resumed_line(self) -> str:
+        what = ("shared weights" if int(self.phase) == 0 else "controller")
+        return (f"epoch {int(self.epoch) + 1} of {self.epochs} resumes at "
+                f"its {what} phase")
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return (self.config.enas.controller_train_steps *
+                self.config.reinforce.num_aggregate)
+
     # -- the loop ------------------------------------------------------------
     def _run(self) -> run.SearchResult:
-        epochs = self.config.enas.train.epochs
+        epochs = self.epochs
         # Samples of an unfinished controller phase are done again.
         self.history.truncate(int(self.epoch) * self.samples_per_epoch)
         self.review.update_best()
@@ -145,11 +175,8 @@ class EnasRun(run.SearchRun):
                 shared = self._shared_phase(epoch)
                 self.phase.assign(1)
                 self.manager.save(checkpoint_number=2 * epoch + 1)
-                self.log(f"[epoch {epoch + 1}/{epochs}] shared weights: loss "
-                         f"{shared['loss']:.4f} | train acc "
-                         f"{shared['accuracy']:.4f} | lr "
-                         f"{shared['learning_rate']:.5f} | "
-                         f"{shared['seconds']:.1f} s")
+                self.log(f"[epoch {epoch + 1}/{epochs}] shared weights: "
+                         f"{shared}")
             stats = self._controller_phase(epoch)
             self.derived = self._derive(epoch)
             self.epoch.assign(epoch + 1)
@@ -161,14 +188,17 @@ class EnasRun(run.SearchRun):
                      f"{stats['samples']} samples | mean reward "
                      f"{stats['mean_reward']:.4f} | baseline "
                      f"{stats['baseline']:.4f} | {stats['seconds']:.1f} s | "
-                     f"derived (valid acc {self.derived['accuracy']:.4f}) "
+                     f"derived ({self._metric} "
+                     f"{self.derived['metric']:.4f}) "
                      f"{self.derived['tokens']} | ETA "
                      f"{progress.duration(per_epoch * (epochs - epoch - 1))}")
         if self.derived is None:  # resumed after the last epoch
             self.derived = self._derive(epochs - 1)
         return self._finish()
 
-    def _shared_phase(self, epoch: int) -> dict:
+    def _shared_phase(self, epoch: int) -> str:
+        """Trains the shared weights for one epoch; returns its progress
+        line."""
         train = self.config.enas.train
         began = time.time()
         lr = train.schedule(epoch)
@@ -186,14 +216,13 @@ class EnasRun(run.SearchRun):
             raise FloatingPointError(
                 f"the shared weights' loss became {loss} in epoch "
                 f"{epoch + 1}; lower --learning_rate or set --grad_clip")
-        record = {"loss": loss, "learning_rate": lr,
-                  "accuracy": float(hits) / (self.steps * train.batch_size),
-                  "seconds": time.time() - began}
+        accuracy = float(hits) / (self.steps * train.batch_size)
         with self.writer.as_default(step=epoch + 1):
-            tf.summary.scalar("shared/loss", record["loss"])
-            tf.summary.scalar("shared/accuracy", record["accuracy"])
+            tf.summary.scalar("shared/loss", loss)
+            tf.summary.scalar("shared/accuracy", accuracy)
             tf.summary.scalar("shared/lr", lr)
-        return record
+        return (f"loss {loss:.4f} | train acc {accuracy:.4f} | lr {lr:.5f} | "
+                f"{time.time() - began:.1f} s")
 
     def _controller_phase(self, epoch: int) -> dict:
         cfg = self.config
@@ -204,13 +233,11 @@ class EnasRun(run.SearchRun):
         entropy, skips = [], []
         for k in range(per_epoch):
             index = epoch * per_epoch + k
-            out, hits = self._sample_and_score(
-                tf.constant(-(index + 1), tf.int64), self._valid_rows(epoch, k))
-            accuracy = float(hits) / self.valid_batch
-            reward = formula(accuracy)
+            out, metric = self._sampled_metric(-(index + 1), epoch, k)
+            reward = formula(metric)
             arch = self.space.from_tokens(
                 [int(v) for v in out.tokens.numpy()[0]])
-            self._record(index, epoch, arch, reward, accuracy)
+            self._record(index, epoch, arch, reward, metric)
             rewards.append(reward)
             tokens.append(arch.tokens)
             shaped.append(float(reinforce.shaped_reward(
@@ -235,13 +262,13 @@ class EnasRun(run.SearchRun):
             stats["skip_rate"] = float(np.mean(skips)) / possible
         return stats
 
-    def _record(self, index, epoch, arch, reward, accuracy):
+    def _record(self, index, epoch, arch, reward, metric):
         record = {"step": index, "child": index + 1, "epoch": epoch + 1,
                   "tokens": self.space.format(arch),
                   "decision_values": list(arch.tokens),
                   "space": self.space.name,
                   "space_params": self.space.params, "reward": reward,
-                  "status": "ok", "metrics": {"valid_accuracy": accuracy}}
+                  "status": "ok", "metrics": {self._metric: metric}}
         self.history.append(run.json_record(record))
         self.review.write_rewards(record)
         self.review.update_best()
@@ -253,16 +280,16 @@ class EnasRun(run.SearchRun):
         key = -(_DERIVE_OFFSET + epoch * count)
         sampled = self.controller.sample(self.space, count,
                                          (self.config.seed, key))
-        # Past the phase's own minibatches: the derive minibatch.
-        rows = self._valid_rows(epoch, self.samples_per_epoch)
-        scores = [float(self.score(arc, rows)) / self.valid_batch
-                  for arc in tf.unstack(sampled.tokens)]
-        best = int(np.argmax(scores))
+        metrics = self._arc_metrics(tf.unstack(sampled.tokens), epoch)
+        best = 0
+        for i, metric in enumerate(metrics):
+            if self._better(metric, metrics[best]):
+                best = i
         arch = self.space.from_tokens(
             [int(v) for v in sampled.tokens.numpy()[best]])
         return {"arch": arch, "tokens": self.space.format(arch),
-                "accuracy": scores[best],
-                "reward": self.config.reward_formula()(scores[best])}
+                "metric": metrics[best],
+                "reward": self.config.reward_formula()(metrics[best])}
 
     # -- reporting -----------------------------------------------------------
     def _epoch_summaries(self, epoch: int, stats: dict) -> None:
@@ -272,8 +299,8 @@ class EnasRun(run.SearchRun):
                 if key in stats:
                     tf.summary.scalar(f"controller/{key}", stats[key])
         with self.writer.as_default(step=epoch):
-            tf.summary.scalar("derived/valid_accuracy",
-                              self.derived["accuracy"])
+            tf.summary.scalar(f"derived/{self._metric}",
+                              self.derived["metric"])
             tf.summary.text("derived/architecture", self.derived["tokens"])
             image = self._derived_drawing()
             if image is not None:
@@ -298,12 +325,13 @@ class EnasRun(run.SearchRun):
         run.write_best(self.logdir, derived["tokens"], self.space)
         rewards = [r["reward"] for r in self.history.records]
         per_epoch = self.samples_per_epoch
-        self.log(f"search finished: {self.config.enas.train.epochs} epochs, "
+        self.log(f"search finished: {self.epochs} epochs, "
                  f"{len(rewards)} controller samples; mean reward of the "
                  f"first epoch {np.mean(rewards[:per_epoch]):.4f}, of the "
                  f"last {np.mean(rewards[-per_epoch:]):.4f}")
-        self.log(f"derived architecture (valid acc {derived['accuracy']:.4f}"
-                 f" on one minibatch): {derived['tokens']}")
+        self.log(f"derived architecture ({self._metric} "
+                 f"{derived['metric']:.4f} on one minibatch): "
+                 f"{derived['tokens']}")
         return run.SearchResult(derived["tokens"], derived["reward"],
                                 list(self.history.records), self.space.name,
                                 dict(self.space.params))

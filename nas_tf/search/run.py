@@ -328,6 +328,9 @@ def write_best(logdir: str, tokens: str, space) -> None:
 def run_class(config):
     """The run class of ``config.strategy``: ENAS has its own loop."""
     if config.strategy == "enas":
+        if config.kind == "text":
+            from nas_tf.search import enas_lm_run
+            return enas_lm_run.EnasLmRun
         from nas_tf.search import enas_run
         return enas_run.EnasRun
     return SearchRun
