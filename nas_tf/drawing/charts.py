@@ -23,9 +23,9 @@ def histograms_png(series: dict, title: str, xlabel: str,
     mean as a dashed line."""
     figure = Figure(figsize=(6.4, 4.0))
     ax = figure.add_subplot()
-    values = [np.asarray(v, float) for v in series.values()]
-    low = min(float(v.min()) for v in values)
-    high = max(float(v.max()) for v in values)
+    series = {label: np.asarray(v, float) for label, v in series.items()}
+    low = min(float(v.min()) for v in series.values())
+    high = max(float(v.max()) for v in series.values())
     edges = np.linspace(low, high if high > low else low + 1e-6, bins + 1)
     for (label, v), color in zip(series.items(), ("C0", "C1", "C2", "C3")):
         ax.hist(v, bins=edges, alpha=0.55, color=color,
