@@ -75,6 +75,31 @@ def test_search_size_parameters_match_general_child_wiring():
     assert model.reward_training is False and model.space is space
 
 
+def test_branches_are_general_child_search_branches():
+    config = config_lib.ChildConfig(**{**TINY.to_dict(), "bn_epsilon": 2e-5,
+                                       "bn_momentum": 0.8})
+    space, model = _tiny(num_layers=1, config=config)
+    kinds = {}
+    for op, branch in zip(space.ops, model.branches[0]):
+        layers = {layer.name: layer for layer in branch.layers}
+        kxk = layers.get("out_conv")
+        kinds[op] = (type(kxk).__name__, kxk.kernel_size) if kxk else None
+        # _conv_branch's kxk BN is batch_norm_with_mask (eps 1e-3); the 1x1
+        # conv's is batch_norm (the config's).
+        assert layers["inp_bn"].epsilon == 2e-5
+        assert layers["inp_bn"].momentum == 0.8
+        if kxk:
+            assert layers["out_bn"].epsilon == 1e-3
+            assert layers["out_bn"].momentum == 0.8
+    # The search child's separable branches are separable convs.
+    assert kinds == {
+        "conv_3x3": ("Conv2D", (3, 3)),
+        "sep_conv_3x3": ("SeparableConv2D", (3, 3)),
+        "conv_5x5": ("Conv2D", (5, 5)),
+        "sep_conv_5x5": ("SeparableConv2D", (5, 5)),
+        "avg_pool_3x3": None, "max_pool_3x3": None}
+
+
 def test_every_op_index_gives_a_different_output():
     # general_child.py's tf.case returned the last branch for every index.
     space, model = _tiny()
