@@ -41,8 +41,8 @@ class EvenOddPixels(keras.layers.Layer):
     originals' shift-by-one-then-stride-2 does).
 
     Taken as two blocks of ``space_to_depth``: on CPU its gradient is a
-    fraction of a strided slice's, and the reduction ran about 3x faster
-    forward and backward than with a padded, cropped, strided input.
+    fraction of a strided slice's; the shifted path ran about 3x faster
+    forward and backward than as a padded, cropped, strided-conv input.
     """
 
     def call(self, x):
