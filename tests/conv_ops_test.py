@@ -71,3 +71,24 @@ def test_symmetric_avg_pool_excludes_padding_like_count_include_pad_false():
     x = tf.ones((1, 4, 4, 1))
     out = conv_ops.pool(x, "avg", 3, 2, symmetric_padding=True)
     np.testing.assert_allclose(out.numpy(), np.ones((1, 2, 2, 1)))
+
+
+@pytest.mark.parametrize("size", [7, 8])
+def test_factorized_reduction_convolves_even_and_shifted_pixels(size):
+    # slim factorized_reduction, DARTS FactorizedReduce, ENAS
+    # _factorized_reduction: 1x1 stride-2 convs of x and of x shifted by one
+    # pixel (zero border), concatenated, then BN.
+    x = keras.Input((size, size, 3))
+    model = keras.Model(x, conv_ops.factorized_reduce(
+        x, 5, conv_ops.OpSettings(), relu_first=False))
+    k1, k2 = [w.numpy()[0, 0] for w in model.weights if "kernel" in w.path]
+    assert (k1.shape, k2.shape) == ((3, 2), (3, 3))
+    images = np.random.default_rng(1).normal(size=(2, size, size, 3))
+    images = images.astype(np.float32)
+    shifted = np.pad(images, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:]
+    expected = np.concatenate([images[:, ::2, ::2] @ k1,
+                               shifted[:, ::2, ::2] @ k2], axis=-1)
+    # Fresh BN at inference: x / sqrt(1 + eps).
+    np.testing.assert_allclose(model(images, training=False),
+                               expected / np.sqrt(1 + 1e-5), rtol=1e-5,
+                               atol=1e-5)

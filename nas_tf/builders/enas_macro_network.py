@@ -19,8 +19,9 @@ import keras
 
 from nas_tf.ops import conv_ops
 
-_KERNELS = {"conv_3x3": 3, "sep_conv_3x3": 3, "conv_5x5": 5,
-            "sep_conv_5x5": 5}
+# Kernel size of each conv op (general_child.py: [3, 3, 5, 5][op]).
+KERNELS = {"conv_3x3": 3, "sep_conv_3x3": 3, "conv_5x5": 5,
+           "sep_conv_5x5": 5}
 
 
 def pool_layers(num_layers):
@@ -31,9 +32,9 @@ def pool_layers(num_layers):
 
 def _op(x, op, filters, s, separable_as_conv):
     x = conv_ops.relu_conv_bn(x, filters, 1, s)
-    if op in _KERNELS:
+    if op in KERNELS:
         separable = op.startswith("sep_") and not separable_as_conv
-        return conv_ops.relu_conv_bn(x, filters, _KERNELS[op], s,
+        return conv_ops.relu_conv_bn(x, filters, KERNELS[op], s,
                                      separable=separable)
     return conv_ops.pool(x, op[:3], 3)
 
