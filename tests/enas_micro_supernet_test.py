@@ -46,6 +46,7 @@ def _loss(outputs, labels):
     """Cross-entropy of the logits plus 0.4 x the auxiliary head's
     (micro_child.py _build_train)."""
     logits, aux_logits = outputs
+
     def term(x):
         return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
             labels, x, from_logits=True))
