@@ -18,7 +18,8 @@ from nas_tf.supernets import enas_micro_cell
 from nas_tf.training import image_trainer
 from nas_tf.training import momentum_sgd
 
-SEP, AVG, MAX, IDENTITY = 0, 2, 3, 4  # op ids of micro_child.py (SEP 3x3)
+# Op ids of micro_child.py _enas_cell.
+SEP3, SEP5, AVG, MAX, IDENTITY = range(5)
 
 # Three layers (num_cells=1: pool_layers [0, 1], so two reduction layers
 # and one normal layer, the aux head on the last), tiny sizes.
@@ -45,6 +46,7 @@ def _loss(outputs, labels):
     """Cross-entropy of the logits plus 0.4 x the auxiliary head's
     (micro_child.py _build_train)."""
     logits, aux_logits = outputs
+
     def term(x):
         return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
             labels, x, from_logits=True))
@@ -152,11 +154,11 @@ def test_cell_output_is_the_unread_states_through_the_sliced_1x1_conv():
 def test_every_op_gives_a_different_output():
     space, model = _tiny()
     images = _images()
-    reduce = [(1, 0, SEP, MAX), (2, 1, AVG, SEP)]
+    reduce = [(1, 0, SEP3, MAX), (2, 1, AVG, SEP3)]
     outputs = []
     for op in range(5):
         # Normal node3 is read by no node, so it reaches the output.
-        normal = [(0, 1, SEP, AVG), (2, 0, op, IDENTITY)]
+        normal = [(0, 1, SEP3, AVG), (2, 0, op, IDENTITY)]
         outputs.append(model(images, _arc(normal, reduce))[0].numpy())
     for a in range(5):
         for b in range(a):
@@ -173,7 +175,7 @@ def _check_gradients(cell, cell_arc, grads, idle_is_none=False):
         node = j + 2
         for side, index, op in (("x", index1, op1), ("y", index2, op2)):
             read.add(index)
-            for k_op, k in enumerate(enas_micro_cell.SEP_KERNELS):
+            for k_op, k in ((SEP3, 3), (SEP5, 5)):
                 for stack in cell.sep[(node, side, k)]:
                     for name, w in stack.items():
                         where = (cell.name, node, side, k, name)
@@ -199,7 +201,7 @@ def test_idle_weights_get_zero_gradients_and_used_ones_do_not():
     s0, s1 = (tf.random.stateless_normal((2, 4, 4, 4), (i, 3))
               for i in range(2))
     target = tf.random.stateless_normal((2, 4, 4, 4), (9, 3))
-    cell_arc = [(1, 0, SEP, 1)]  # sep 3x3 on input 1 + sep 5x5 on input 0
+    cell_arc = [(1, 0, SEP3, SEP5)]
 
     @tf.function  # as training runs (eagerly the idle weights get None)
     def gradients(arc):
@@ -216,8 +218,8 @@ def test_idle_weights_get_zero_gradients_and_used_ones_do_not():
 
 def test_each_layer_runs_its_cell_type_arc():
     space, model = _tiny()
-    normal = [(0, 1, SEP, 1), (2, 0, AVG, SEP)]  # op 1: sep 5x5
-    reduce = [(1, 1, 1, MAX), (0, 2, SEP, IDENTITY)]
+    normal = [(0, 1, SEP3, SEP5), (2, 0, AVG, SEP3)]
+    reduce = [(1, 1, SEP5, MAX), (0, 2, SEP3, IDENTITY)]
     with tf.GradientTape() as tape:
         loss = _loss(model(_images(), _arc(normal, reduce), training=True),
                      tf.constant([1, 7]))

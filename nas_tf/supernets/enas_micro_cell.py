@@ -35,8 +35,7 @@ import math
 import keras
 import tensorflow as tf
 
-OP_COUNT = 5  # micro_child.py: 0 sep3x3, 1 sep5x5, 2 avg3x3, 3 max3x3, 4 id.
-SEP_KERNELS = (3, 5)
+SEP_KERNELS = (3, 5)  # ops 0 and 1 of micro_child.py _enas_cell
 SIDES = ("x", "y")
 STACKS = 2  # _enas_conv stack_conv=2
 
@@ -155,8 +154,8 @@ class SharedCell(keras.layers.Layer):
         f = self.filters
         return {
             "depthwise": self.add_weight(
-                name=f"{prefix}_depthwise", shape=(inputs, kernel, kernel, f, 1),
-                initializer=self._init),
+                name=f"{prefix}_depthwise",
+                shape=(inputs, kernel, kernel, f, 1), initializer=self._init),
             "pointwise": self.add_weight(
                 name=f"{prefix}_pointwise", shape=(inputs, 1, 1, f, f),
                 initializer=self._init),
@@ -197,7 +196,7 @@ class SharedCell(keras.layers.Layer):
                   for k in SEP_KERNELS}
         branches = [lambda k=k: self._sep_conv(x, sliced[k])
                     for k in SEP_KERNELS]
-        branches += [
+        branches += [  # ops 2, 3, 4: avg pool, max pool, identity
             lambda: tf.nn.avg_pool2d(x, 3, 1, "SAME"),  # excludes padding
             lambda: max_pool_3x3(x),
             lambda: x,
@@ -220,6 +219,9 @@ class SharedCell(keras.layers.Layer):
         states and convolving all states gives the same sum over unread
         states, and the same gradients (zero for the read states' slices
         and, through this conv, for the read states), at a static shape.
+        It also ran as fast as the gather (measured on CPU, 4 of 7 states
+        unread at 32x32x20, batch 32): the extra input channels cost about
+        what the gather's copies do.
         """
         f, count = self.filters, len(states)
         read_count = tf.reduce_sum(tf.one_hot(read, count), axis=0)
