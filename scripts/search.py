@@ -195,8 +195,12 @@ def config_from_flags() -> search_config.SearchConfig:
     learner = common_flags._set_fields(
         reinforce.REINFORCE_PRESETS[preset], "controller_")
     kind = datasets.dataset_kind(FLAGS.dataset)
-    child_train = common_flags.child_train_config_from_flags(
-        search_config.SearchConfig.child_train)
+    # ENAS trains shared weights by the image recipe (``enas.train``);
+    # the recipe flags are not the children's then.
+    child_train = (search_config.SearchConfig.child_train
+                   if FLAGS.strategy == "enas" else
+                   common_flags.child_train_config_from_flags(
+                       search_config.SearchConfig.child_train))
     lm_train = common_flags.lm_train_config_from_flags(
         search_config.SearchConfig.lm_train)
     return search_config.SearchConfig(
