@@ -18,7 +18,6 @@ reward:
   model's validation perplexity.
 """
 
-import math
 import time
 
 import numpy as np
@@ -128,15 +127,8 @@ class EnasLmRun(enas_run.EnasRun):
         lr = train.epoch_learning_rate(epoch + 1)
         began = time.time()
         nll, windows = self.trainer._train_epoch(epoch + 1, rng, False, 0)
-        if not math.isfinite(nll):
-            raise FloatingPointError(
-                f"the shared weights' loss became {nll} in epoch "
-                f"{epoch + 1}; lower --learning_rate or --clip_norm")
         ppl = lm_trainer.perplexity(nll)
-        with self.writer.as_default(step=epoch + 1):
-            tf.summary.scalar("shared/loss", nll)
-            tf.summary.scalar("shared/train_ppl", ppl)
-            tf.summary.scalar("shared/lr", lr)
+        self._shared_summaries(epoch, nll, lr, "--clip_norm", train_ppl=ppl)
         return (f"train ppl {ppl:.2f} | {windows} windows | lr {lr:.4g} | "
                 f"{time.time() - began:.1f} s")
 

@@ -212,17 +212,23 @@ class EnasRun(run.SearchRun):
         loss, hits = self._train_epoch(
             dataset, tf.constant(epoch * self.steps, tf.int64))
         loss = float(loss)
+        accuracy = float(hits) / (self.steps * train.batch_size)
+        self._shared_summaries(epoch, loss, lr, "--grad_clip",
+                               accuracy=accuracy)
+        return (f"loss {loss:.4f} | train acc {accuracy:.4f} | lr {lr:.5f} | "
+                f"{time.time() - began:.1f} s")
+
+    def _shared_summaries(self, epoch, loss, lr, clip_flag, **scalars):
+        """Stops on a non-finite loss; writes ``shared/*`` of ``epoch``."""
         if not np.isfinite(loss):
             raise FloatingPointError(
                 f"the shared weights' loss became {loss} in epoch "
-                f"{epoch + 1}; lower --learning_rate or set --grad_clip")
-        accuracy = float(hits) / (self.steps * train.batch_size)
+                f"{epoch + 1}; lower --learning_rate or set {clip_flag}")
         with self.writer.as_default(step=epoch + 1):
             tf.summary.scalar("shared/loss", loss)
-            tf.summary.scalar("shared/accuracy", accuracy)
             tf.summary.scalar("shared/lr", lr)
-        return (f"loss {loss:.4f} | train acc {accuracy:.4f} | lr {lr:.5f} | "
-                f"{time.time() - began:.1f} s")
+            for name, value in scalars.items():
+                tf.summary.scalar(f"shared/{name}", value)
 
     def _controller_phase(self, epoch: int) -> dict:
         cfg = self.config
