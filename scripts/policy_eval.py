@@ -61,6 +61,9 @@ def _searcher(logdir):
         raise ValueError(f"{logdir} holds a {config.strategy!r} search; "
                          "policy evaluation needs an ENAS search's shared "
                          "weights (--strategy=enas)")
+    if config.kind != "image":
+        raise ValueError(f"{logdir} searched a language model; policy "
+                         "evaluation scores image searches only")
     searcher = enas_run.EnasRun(config, logdir, log=lambda _: None)
     if not searcher.manager.latest_checkpoint:
         searcher.lock.release()

@@ -276,7 +276,7 @@ def _report(config, result) -> None:
         print("  " + command_line.command(
             "classify", f"--export_dir={export}",
             f"--dataset={config.dataset}"))
-    if config.strategy == "enas":
+    if config.strategy == "enas" and config.kind == "image":
         print("compare the trained policy with the initial one:")
         for untrained in ((), ("--untrained",)):
             print("  " + command_line.command(
