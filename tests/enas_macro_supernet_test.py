@@ -178,30 +178,37 @@ def one_training_step():
     return model, ops, dict(zip(map(id, variables), grads)), after
 
 
+def _branch_weights(model, ops, trainable):
+    """(weight, layer, whether its branch is the layer's sampled op) for
+    every branch weight of ``model``."""
+    for k, row in enumerate(model.branches):
+        for j, branch in enumerate(row):
+            weights = (branch.trainable_variables if trainable
+                       else branch.non_trainable_weights)
+            for w in weights:
+                yield w, k, j == ops[k]
+
+
 def test_idle_branches_get_zero_gradients_and_the_sampled_ones_not(
         one_training_step):
     model, ops, grads, _ = one_training_step
-    for k, row in enumerate(model.branches):
-        for j, branch in enumerate(row):
-            for w in branch.trainable_variables:
-                g = grads[id(w)]
-                assert g is not None, f"{w.path}: gradient is None"
-                if j == ops[k]:
-                    assert np.any(g.numpy() != 0), f"{w.path}: zero gradient"
-                else:
-                    assert not np.any(g.numpy()), f"{w.path}: non-zero"
+    for w, _, sampled in _branch_weights(model, ops, trainable=True):
+        g = grads[id(w)]
+        assert g is not None, f"{w.path}: gradient is None"
+        if sampled:
+            assert np.any(g.numpy() != 0), f"{w.path}: zero gradient"
+        else:
+            assert not np.any(g.numpy()), f"{w.path}: non-zero"
 
 
 def test_only_the_sampled_branches_update_their_moving_statistics(
         one_training_step):
     model, ops, _, moving = one_training_step
-    for k, row in enumerate(model.branches):
-        for j, branch in enumerate(row):
-            for w in branch.non_trainable_weights:
-                if "moving_mean" in w.path:
-                    before, after = moving[id(w)]
-                    assert (j == ops[k]) == (not np.array_equal(before, after)), (
-                        f"{w.path}, layer {k} running op {ops[k]}")
+    for w, k, sampled in _branch_weights(model, ops, trainable=False):
+        if "moving_mean" in w.path:
+            before, after = moving[id(w)]
+            assert sampled == (not np.array_equal(before, after)), (
+                f"{w.path}, layer {k} running op {ops[k]}")
     # The BNs every architecture runs (stem, skips, reductions) moved too.
     for layer in [model.stem, *model.skip_bns,
                   *[r for rs in model.reductions.values() for r in rs]]:
