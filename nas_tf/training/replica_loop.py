@@ -96,19 +96,30 @@ def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
     return train_epoch
 
 
+def _replica_hits(strategy, model, training: bool):
+    """``(batch, *arc) -> correct predictions`` of one batch split over the
+    replicas (call inside a ``tf.function``); ``arc`` is a supernet's
+    architecture, if any."""
+
+    def step(batch, *arc):
+        images, labels = batch
+        return count_hits(logits_of(model(images, *arc, training=training)),
+                          labels)
+
+    def hits(batch, *arc):
+        return strategy.reduce("SUM", strategy.run(
+            step, (distribute.split_batch(strategy, batch), *arc)),
+            axis=None)
+
+    return hits
+
+
 def compile_evaluate(strategy, model, batch_stats: bool = False):
     """A function ``(dataset)`` returning the number of correct predictions
     (a tensor); ``batch_stats`` runs BatchNorm on batch statistics."""
-
-    def eval_step(batch):
-        images, labels = batch
-        return count_hits(logits_of(model(images, training=batch_stats)),
-                          labels)
-
-    @tf.function(reduce_retracing=True)  # the last batch may be smaller
-    def batch_hits(batch):
-        return strategy.reduce("SUM", strategy.run(
-            eval_step, (distribute.split_batch(strategy, batch),)), axis=None)
+    # The last batch may be smaller.
+    batch_hits = tf.function(_replica_hits(strategy, model, batch_stats),
+                             reduce_retracing=True)
 
     def evaluate(dataset):
         hits = tf.constant(0.0)
@@ -135,17 +146,11 @@ def compile_arc_hits(strategy, model, training: bool):
     """A ``tf.function(images, labels, arc)`` returning the correct
     predictions of supernet ``model`` with architecture ``arc`` on one
     batch, split over the replicas; ``training`` as the model takes it."""
-
-    def hits_step(batch, arc):
-        images, labels = batch
-        return count_hits(logits_of(model(images, arc, training=training)),
-                          labels)
+    batch_hits = _replica_hits(strategy, model, training)
 
     @tf.function
     def hits(images, labels, arc):
-        batch = distribute.split_batch(strategy, (images, labels))
-        return strategy.reduce("SUM", strategy.run(hits_step, (batch, arc)),
-                               axis=None)
+        return batch_hits((images, labels), arc)
 
     return hits
 
