@@ -53,9 +53,13 @@ from nas_tf.search import search_config  # noqa: E402
 from nas_tf.training import image_trainer  # noqa: E402
 from nas_tf.training import momentum_sgd  # noqa: E402
 from nas_tf.training import replica_loop  # noqa: E402
+from nas_tf.utils import cpu_fusions  # noqa: E402
 from nas_tf.utils import fileio  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("cpu_remapper", False,
+                  "Keep Grappler's remapper on without a GPU (the scripts "
+                  "turn it off: nas_tf/utils/cpu_fusions.py).")
 flags.DEFINE_list("spaces", ["enas_macro", "enas_micro"], "Spaces to time.")
 flags.DEFINE_list("batch_sizes", ["32", "128"], "Batch sizes to time.")
 flags.DEFINE_integer("steps", 8, "Training steps per timed epoch.")
@@ -196,12 +200,16 @@ def _controller_phase_ms(searcher) -> float:
 
 def main(argv):
     del argv
+    if not FLAGS.cpu_remapper:
+        cpu_fusions.turn_off_cpu_remapper()
     figures = {"machine": platform.processor() or platform.machine(),
                "cpus": os.cpu_count(), "tensorflow": tf.__version__,
                "threads": {"intra_op": tf.config.threading
                            .get_intra_op_parallelism_threads(),
                            "inter_op": tf.config.threading
                            .get_inter_op_parallelism_threads()},
+               "grappler_remapper": tf.config.optimizer
+               .get_experimental_options().get("remapping", True),
                "load_average": os.getloadavg(), "results": []}
     for space in FLAGS.spaces:
         for batch in map(int, FLAGS.batch_sizes):

@@ -26,7 +26,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "SavedModel written by "
                     "scripts/export.py.")
 flags.DEFINE_string("dataset", "dominoes", "Dataset whose test images are "
-                    "classified (dominoes or a tfds image dataset).")
+                    "classified (dominoes, dominoes_near or a tfds image "
+                    "dataset).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 flags.DEFINE_integer("num_images", 8, "Test images to classify.")
 flags.DEFINE_integer("seed", 0, "Seed of a generated dataset.")

@@ -43,8 +43,8 @@ flags.DEFINE_enum("strategy", "nasrl", strategies.STRATEGIES,
 flags.DEFINE_integer("num_children", 12800,
                      "Children to evaluate (NAS-RL CIFAR-10: 12,800).")
 flags.DEFINE_string("dataset", "cifar10",
-                    "dominoes (generated), a tfds image dataset, or ptb / "
-                    "synthetic_text for recurrent spaces.")
+                    "dominoes or dominoes_near (generated), a tfds image "
+                    "dataset, or ptb / synthetic_text for recurrent spaces.")
 common_flags.define_data_flags()
 flags.DEFINE_integer("validation_size", None,
                      "Training images held out for validation (tfds: "

@@ -40,9 +40,9 @@ flags.DEFINE_string("arch_file", None, "File holding the token string "
                     "(a search's best_arch.txt).")
 flags.DEFINE_string("logdir", None, "Run directory (created; reused to "
                     "resume).")
-flags.DEFINE_string("dataset", None, "dominoes (generated), a tfds image "
-                    "dataset, or ptb / synthetic_text. Unset: cifar10 for "
-                    "image spaces, ptb for recurrent ones.")
+flags.DEFINE_string("dataset", None, "dominoes or dominoes_near (generated), "
+                    "a tfds image dataset, or ptb / synthetic_text. Unset: "
+                    "cifar10 for image spaces, ptb for recurrent ones.")
 common_flags.define_data_flags()
 flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
                   "auto, mirrored (all GPUs, or --cpu_devices) or "

@@ -75,14 +75,17 @@ def test_printed_commands_name_this_python_or_the_console_command(
 
 
 @pytest.mark.slow
-def test_deterministic_turns_on_op_determinism():
+def test_deterministic_turns_on_op_determinism_and_the_remapper_goes_off():
+    # Without a GPU every script runs without Grappler's remapper (see
+    # nas_tf/utils/cpu_fusions.py).
     code = ("import sys; sys.path.insert(0, 'scripts'); import common_flags, "
             "command_line, tensorflow as tf; "
             "from tensorflow.python.framework import config; "
             "command_line.parse_flags(['x'] + sys.argv[1:]); "
-            "print(config.is_op_determinism_enabled())")
-    for flag, expected in (("--deterministic", "True"),
-                           ("--nodeterministic", "False")):
+            "print(config.is_op_determinism_enabled(), tf.config.optimizer"
+            ".get_experimental_options().get('remapping'))")
+    for flag, expected in (("--deterministic", "True False"),
+                           ("--nodeterministic", "False False")):
         result = subprocess.run([sys.executable, "-c", code, flag], cwd=ROOT,
                                 env=script_env(), capture_output=True,
                                 text=True, timeout=300)

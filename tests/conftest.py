@@ -1,4 +1,5 @@
-"""Test-wide settings: quiet TensorFlow, and a fixed Keras seed per test."""
+"""Test-wide settings: quiet TensorFlow, two CPU devices, the scripts'
+Grappler options, and a fixed Keras seed per test."""
 
 import os
 import socket
@@ -15,6 +16,10 @@ TEST_CPU_DEVICES = 2
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0],
     [tf.config.LogicalDeviceConfiguration()] * TEST_CPU_DEVICES)
+
+# As the scripts run: without the remapper's slow fused batch norm on CPU.
+from nas_tf.utils import cpu_fusions  # noqa: E402
+cpu_fusions.turn_off_cpu_remapper()
 
 
 @pytest.fixture(autouse=True)

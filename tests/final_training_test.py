@@ -138,11 +138,19 @@ class _Interrupt(Exception):
     pass
 
 
-def _request(**recipe):
-    space = spaces.get_space("nasrl_cnn", num_layers=2)
+def _request(cells=False, **recipe):
+    """A NAS-RL child, or with ``cells`` DARTS_V2 cells with drop path."""
+    if cells:
+        space = spaces.get_space("darts_cnn")
+        arch = spaces.resolve_architecture(space, "DARTS_V2")
+        model = config_lib.ChildConfig(num_cells=3, filters=4,
+                                       drop_path_rate=0.3, auxiliary=False)
+    else:
+        space = spaces.get_space("nasrl_cnn", num_layers=2)
+        arch, model = space.sample(1), config_lib.ChildConfig()
     return final_training.TrainingRequest(
-        space=space, arch=space.sample(1), dataset="dominoes", data_dir=None,
-        model=config_lib.ChildConfig(),
+        space=space, arch=arch, dataset="dominoes", data_dir=None,
+        model=model,
         recipe=image_trainer.ImageTrainConfig(
             epochs=3, batch_size=32, steps_per_epoch=3, eval_every=3,
             schedule=schedules.LrSchedule(kind="cosine", learning_rate=0.05),
@@ -158,9 +166,12 @@ def _weights(logdir):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("cells", [False, True], ids=["nasrl", "drop_path"])
 def test_interrupted_training_resumes_to_the_uninterrupted_weights(
-        tmp_path, monkeypatch):
-    whole = final_training.train(_request(), str(tmp_path / "whole"),
+        tmp_path, monkeypatch, cells):
+    # With drop path the masks of the resumed epochs must be the ones the
+    # uninterrupted run drew, or the weights part.
+    whole = final_training.train(_request(cells), str(tmp_path / "whole"),
                                  log=lambda line: None)
     original = image_trainer.ImageTrainer.train_epoch
 
@@ -173,11 +184,11 @@ def test_interrupted_training_resumes_to_the_uninterrupted_weights(
     monkeypatch.setattr(image_trainer.ImageTrainer, "train_epoch",
                         stop_at_epoch_2)
     with pytest.raises(_Interrupt):
-        final_training.train(_request(), cut, log=lambda line: None)
+        final_training.train(_request(cells), cut, log=lambda line: None)
     assert trained_run.read_result(cut) is None
     monkeypatch.setattr(image_trainer.ImageTrainer, "train_epoch", original)
     lines = []
-    resumed = final_training.train(_request(), cut, log=lines.append)
+    resumed = final_training.train(_request(cells), cut, log=lines.append)
     assert any("resuming after epoch 2 of 3" in line for line in lines)
     assert sum(line.startswith("epoch ") for line in lines) == 1
     assert resumed["test_accuracy"] == whole["test_accuracy"]

@@ -69,9 +69,11 @@ def test_dominoes_shapes_balance_and_statistics(small):
     assert rgb.mean.shape == rgb.std.shape == (3,)
 
 
-def test_dominoes_images_hold_the_promised_dots():
-    data = dominoes.generate_dominoes(seed=0, noise=0.0, **SMALL)
-    d = dominoes.DISTANCE
+@pytest.mark.parametrize("variant", sorted(dominoes.VARIANTS))
+def test_dominoes_images_hold_the_promised_dots(variant):
+    options = dominoes.VARIANTS[variant]
+    data = dominoes.generate_dominoes(seed=0, noise=0.0, **options, **SMALL)
+    d = options.get("distance", dominoes.DISTANCE)
     steps = {0: {(0, d)}, 1: {(d, 0)}, 2: {(d, d), (d, -d)}}
     for image, label in zip(data.train_images, data.train_labels):
         dots = sorted(map(tuple, np.argwhere(image[..., 0] > 0)))
@@ -104,6 +106,16 @@ def test_load_image_data_draws_dominoes_with_the_seed():
     np.testing.assert_array_equal(final.train_images[:dominoes.NUM_TRAIN],
                                   data.train_images)
     np.testing.assert_array_equal(final.test_images, data.test_images)
+
+
+def test_load_image_data_draws_the_named_dominoes_variant():
+    near = datasets.load_image_data("dominoes_near", seed=4)
+    assert near.name == "dominoes_near"
+    assert datasets.dataset_kind("dominoes_near") == "image"
+    assert datasets.image_dataset_spec("dominoes_near") == dominoes.spec()
+    np.testing.assert_array_equal(
+        near.train_images, dominoes.generate_dominoes(
+            seed=4, distance=2).train_images)
 
 
 # -- pipelines ---------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The layers the ops add to Keras: DropPath, Subsample, EvenOddPixels and
-FusedBatchNorm."""
+"""The layers the ops add to Keras: DropPath, Subsample, EvenOddPixels,
+FusedBatchNorm and the max pool for switch_case branches."""
 
 import keras
 import numpy as np
@@ -114,3 +114,29 @@ def test_fused_batch_norm_infers_with_the_moving_statistics():
     before = fused.moving_mean.numpy()
     fused(x, training=False)
     np.testing.assert_array_equal(fused.moving_mean, before)
+
+
+def test_max_pool_in_branch_has_the_max_pools_value_and_gradient():
+    x = tf.random.stateless_normal((2, 6, 6, 3), seed=(1, 2))
+    upstream = tf.random.stateless_normal((2, 6, 6, 3), seed=(3, 4))
+
+    def value_and_grad(pool):
+        @tf.function
+        def run(which):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                # In a switch_case branch, where the recomputed gradient
+                # matters.
+                y = tf.switch_case(which, [lambda: pool(x), lambda: x])
+                loss = tf.reduce_sum(y * upstream)
+            return y, tape.gradient(loss, x)
+        return run(tf.constant(0))
+
+    expected = value_and_grad(lambda t: tf.nn.max_pool2d(t, 3, 1, "SAME"))
+    got = value_and_grad(layers.max_pool_3x3_in_branch)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    assert not np.allclose(got[1].numpy(), upstream.numpy())  # pooled
+    layer = layers.MaxPool3x3InBranch()
+    np.testing.assert_array_equal(
+        layer(x).numpy(), keras.layers.MaxPooling2D(3, 1, "same")(x).numpy())

@@ -1,5 +1,6 @@
-"""The compiled shared-weight step: one architecture per step from a
-sampler, and what happens to the weights of ops a step did not use."""
+"""The compiled shared-weight step: one architecture per step (and per
+replica) from a sampler, and what happens to the weights of ops a step did
+not use."""
 
 import keras
 import numpy as np
@@ -27,9 +28,12 @@ class TwoBranches(keras.Model):
                                        for b in self.branches])
 
 
-def _train(skip_unused, op):
+def _train(skip_unused, op, strategy="one_device"):
+    """Two steps with ``op`` as the architecture (a function of the replica
+    for a MirroredStrategy); which variables moved and which have
+    momentum."""
     keras.utils.set_random_seed(0)
-    strategy = distribute.make_strategy("one_device")
+    strategy = distribute.make_strategy(strategy)
     with strategy.scope():
         model = TwoBranches()
         variables = model.trainable_variables
@@ -40,6 +44,8 @@ def _train(skip_unused, op):
 
     def sampler(step, replica):
         seen.append(1)  # traced once
+        if callable(op):
+            return tf.reshape(op(replica), [1])
         return tf.constant([op], tf.int32)
 
     epoch = replica_loop.compile_train_epoch(
@@ -69,4 +75,20 @@ def test_idle_branch_moves_by_decay_and_momentum_as_in_tf1(op):
 def test_skip_unused_leaves_idle_branch_untouched(op):
     moved, momentum = _train(skip_unused=True, op=op)
     used = [op == 0] * 2 + [op == 1] * 2
+    assert moved == used and momentum == used
+
+
+@pytest.mark.parametrize("both_replicas_pick", [None, 0, 1])
+def test_each_replica_trains_the_architecture_it_sampled(both_replicas_pick):
+    # Two replicas (conftest's two CPU devices): replica r picks branch r,
+    # or both pick the same one; a branch moves iff some replica used it,
+    # so the replicas' gradients of their own architectures are summed.
+    def pick(replica):
+        if both_replicas_pick is None:
+            return tf.cast(replica, tf.int32)
+        return tf.constant(both_replicas_pick)
+
+    moved, momentum = _train(skip_unused=True, op=pick, strategy="mirrored")
+    used = ([True] * 4 if both_replicas_pick is None else
+            [both_replicas_pick == 0] * 2 + [both_replicas_pick == 1] * 2)
     assert moved == used and momentum == used

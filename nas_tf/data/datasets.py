@@ -1,8 +1,8 @@
 """Every dataset by name: the one registry searches, final training,
 classify.py and the scripts' early checks read.
 
-Generated datasets are made offline from a seed (``dominoes`` images,
-``synthetic_text``); ``ptb`` is the Penn Treebank builder of
+Generated datasets are made offline from a seed (``dominoes`` and
+``dominoes_near`` images, ``synthetic_text``); ``ptb`` is the Penn Treebank builder of
 ``nas_tf.data.ptb``; any other name is a tensorflow_datasets image
 classification dataset (``cifar10``, ``mnist``, ...). The data modules do
 not know each other: each reads what it needs from here.
@@ -12,8 +12,10 @@ from typing import Optional
 
 IMAGE, TEXT = "image", "text"
 # name -> kind of the datasets nas_tf makes or builds itself.
-_OWN = {"dominoes": IMAGE, "ptb": TEXT, "synthetic_text": TEXT}
-GENERATED = ("dominoes", "synthetic_text")
+_DOMINOES = ("dominoes", "dominoes_near")  # dominoes.VARIANTS
+_OWN = {**dict.fromkeys(_DOMINOES, IMAGE), "ptb": TEXT,
+        "synthetic_text": TEXT}
+GENERATED = _DOMINOES + ("synthetic_text",)
 TEXT_DATASETS = tuple(n for n, kind in _OWN.items() if kind == TEXT)
 
 
@@ -30,7 +32,7 @@ def _unknown(error: ValueError) -> ValueError:
 def image_dataset_spec(name: str) -> tuple[int, int, int]:
     """(image_size, image_channels, num_classes) of an image dataset, read
     from its description: nothing is downloaded or generated."""
-    if name == "dominoes":
+    if name in _DOMINOES:
         from nas_tf.data import dominoes
         return dominoes.spec()
     from nas_tf.data import images
@@ -52,10 +54,10 @@ def load_image_data(name: str, data_dir: Optional[str] = None,
     the validation images too and keeps none apart.
     """
     from nas_tf.data import images
-    if name == "dominoes":
+    if name in _DOMINOES:
         from nas_tf.data import dominoes
         data = dominoes.generate_dominoes(
-            seed=seed, num_valid=(dominoes.NUM_VALID if validation_size is None
+            seed=seed, name=name, **dominoes.VARIANTS[name], num_valid=(dominoes.NUM_VALID if validation_size is None
                                   else validation_size))
         return images.without_validation(data) if final else data
     try:

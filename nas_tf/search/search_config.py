@@ -35,8 +35,9 @@ class SearchConfig:
         ENAS: unused, ``enas`` says how long it runs).
       seed: One seed for the whole run (controller sampling, child
         initialisation, data order).
-      dataset: An image dataset (``dominoes``, or a tfds name such as
-        ``cifar10``) or a text corpus (``ptb``, ``synthetic_text``).
+      dataset: An image dataset (``dominoes``, ``dominoes_near``, or a tfds
+        name such as ``cifar10``) or a text corpus (``ptb``,
+        ``synthetic_text``).
       data_dir: TFDS data directory (or PTB's); None: TFDS's default.
       manual_dir: A directory holding PTB's three text files, read instead
         of downloading them.
@@ -193,7 +194,8 @@ def check_search_config(config: SearchConfig) -> None:
         builds = "language models" if recurrent else "image classifiers"
         corpora = ", ".join(datasets.TEXT_DATASETS)
         wants = (f"a text corpus ({corpora})" if recurrent
-                 else "an image dataset (dominoes or a tfds name)")
+                 else "an image dataset (dominoes, dominoes_near or a "
+                 "tfds name)")
         raise ValueError(f"space {config.space!r} builds {builds}; dataset "
                          f"{config.dataset!r} does not fit, it needs {wants}")
     if config.kind == "text" and config.distribute == "mirrored":

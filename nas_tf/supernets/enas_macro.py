@@ -73,8 +73,10 @@ def _branch(op, shape, filters, settings, kxk_settings):
         x = conv_ops.conv(x, filters, kernel, kxk_settings,
                           separable=op.startswith("sep_"), name="out_conv")
         x = conv_ops.relu(conv_ops.bn(x, kxk_settings, name="out_bn"))
-    else:  # avg_pool_3x3, max_pool_3x3
-        x = conv_ops.pool(x, op[:3], 3)
+    elif op == "max_pool_3x3":
+        x = nas_layers.MaxPool3x3InBranch(name="pool")(x)  # fast gradient
+    else:  # avg_pool_3x3
+        x = conv_ops.pool(x, "avg", 3)
     return keras.Model(inputs, x, name=op)
 
 

@@ -35,6 +35,8 @@ import math
 import keras
 import tensorflow as tf
 
+from nas_tf.ops import layers as nas_layers
+
 SEP_KERNELS = (3, 5)  # ops 0 and 1 of micro_child.py _enas_cell
 SIDES = ("x", "y")
 STACKS = 2  # _enas_conv stack_conv=2
@@ -46,27 +48,6 @@ def batch_norm(x, scale, offset, epsilon):
     y, _, _ = tf.compat.v1.nn.fused_batch_norm(
         x, scale, offset, epsilon=epsilon, is_training=True)
     return y
-
-
-@tf.custom_gradient
-def max_pool_3x3(x):
-    """3x3 stride-1 SAME max pool whose gradient recomputes the pool.
-
-    In a switch_case branch TF 2.21's oneDNN rewrite cannot pair the
-    gradient with its forward pool (the forward output reaches the gradient
-    branch wrapped in an Optional), and the fallback MaxPoolGrad kernel was
-    about 10x slower on CPU (measured at 32x32x20, batch 32). Recomputing
-    the pool next to its gradient restores the fast kernel, for one extra
-    (cheap) forward pool.
-    """
-    window = dict(ksize=[1, 3, 3, 1], strides=[1, 1, 1, 1], padding="SAME")
-
-    def grad(dy):
-        return tf.raw_ops.MaxPoolGrad(
-            orig_input=x, orig_output=tf.nn.max_pool2d(x, 3, 1, "SAME"),
-            grad=dy, **window)
-
-    return tf.nn.max_pool2d(x, 3, 1, "SAME"), grad
 
 
 def row_slicer(index, rank: int):
@@ -198,7 +179,7 @@ class SharedCell(keras.layers.Layer):
                     for k in SEP_KERNELS]
         branches += [  # ops 2, 3, 4: avg pool, max pool, identity
             lambda: tf.nn.avg_pool2d(x, 3, 1, "SAME"),  # excludes padding
-            lambda: max_pool_3x3(x),
+            lambda: nas_layers.max_pool_3x3_in_branch(x),
             lambda: x,
         ]
         return tf.switch_case(op, branches)

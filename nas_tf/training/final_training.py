@@ -34,8 +34,8 @@ class TrainingRequest:
     Attributes:
       space: The search space.
       arch: The architecture (of ``space``).
-      dataset: ``dominoes``, a tfds image dataset, ``ptb`` or
-        ``synthetic_text``.
+      dataset: ``dominoes`` or ``dominoes_near``, a tfds image dataset,
+        ``ptb`` or ``synthetic_text``.
       data_dir: TFDS data directory.
       manual_dir: PTB's text files, read instead of downloading them.
       model: ``ChildConfig`` or ``LmConfig``.

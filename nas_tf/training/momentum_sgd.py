@@ -94,15 +94,25 @@ class MomentumSgd(tf.Module):
 
     def _update(self, variable, grad, accumulator, learning_rate, scale,
                 was_used=None):
-        grad = tf.convert_to_tensor(grad) * scale
+        grad = tf.convert_to_tensor(grad)
+        if self.clip_norm:
+            grad *= scale
         if self.weight_decay:
             grad += self.weight_decay * variable
+        if was_used is None:
+            # TF1's MomentumOptimizer kernel, the update above in one op
+            # (the step does one update per variable, hundreds in a
+            # supernet, so the ops the unfused form adds are felt on CPU).
+            tf.raw_ops.ResourceApplyMomentum(
+                var=variable.handle, accum=accumulator.handle,
+                lr=tf.cast(learning_rate, grad.dtype), grad=grad,
+                momentum=tf.constant(self.momentum, grad.dtype),
+                use_nesterov=self.nesterov)
+            return
         moved = self.momentum * accumulator + grad
-        if was_used is not None:
-            keep = tf.cast(tf.convert_to_tensor(was_used) > 0, grad.dtype)
-            moved = keep * moved + (1.0 - keep) * accumulator
-            learning_rate = learning_rate * keep
+        keep = tf.cast(tf.convert_to_tensor(was_used) > 0, grad.dtype)
+        moved = keep * moved + (1.0 - keep) * accumulator
         accumulator.assign(moved)
         step = (grad + self.momentum * accumulator if self.nesterov
                 else accumulator)
-        variable.assign_sub(learning_rate * step)
+        variable.assign_sub(learning_rate * keep * step)
