@@ -2,9 +2,10 @@
 classify.py and the scripts' early checks read.
 
 Generated datasets are made offline from a seed (``dominoes`` and
-``dominoes_near`` images, ``synthetic_text``); ``ptb`` is the Penn Treebank builder of
-``nas_tf.data.ptb``; any other name is a tensorflow_datasets image
-classification dataset (``cifar10``, ``mnist``, ...). The data modules do
+``dominoes_near`` images, ``synthetic_text``); ``ptb`` is the Penn
+Treebank builder of ``nas_tf.data.ptb``; any other name is a
+tensorflow_datasets image classification dataset (``cifar10``, ``mnist``,
+...). The data modules do
 not know each other: each reads what it needs from here.
 """
 
@@ -56,9 +57,11 @@ def load_image_data(name: str, data_dir: Optional[str] = None,
     from nas_tf.data import images
     if name in _DOMINOES:
         from nas_tf.data import dominoes
+        num_valid = (dominoes.NUM_VALID if validation_size is None
+                     else validation_size)
         data = dominoes.generate_dominoes(
-            seed=seed, name=name, **dominoes.VARIANTS[name], num_valid=(dominoes.NUM_VALID if validation_size is None
-                                  else validation_size))
+            seed=seed, name=name, num_valid=num_valid,
+            **dominoes.VARIANTS[name])
         return images.without_validation(data) if final else data
     try:
         return images.load_tfds_images(

@@ -160,7 +160,8 @@ def _check(kwargs: dict) -> None:
                              f"be {allowed}")
 
 
-def generate_dominoes(seed: int = 0, name: str = NAME, num_train: int = NUM_TRAIN,
+def generate_dominoes(seed: int = 0, name: str = NAME,
+                      num_train: int = NUM_TRAIN,
                       num_valid: int = NUM_VALID, num_test: int = NUM_TEST,
                       image_size: int = IMAGE_SIZE, channels: int = CHANNELS,
                       distance: int = DISTANCE, min_dominoes: int = 3,
