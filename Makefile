@@ -46,11 +46,16 @@ describe: install
 	$(PY) scripts/describe.py --preset=darts_cifar10_final \
 	    --arch=DARTS_V2 --draw=darts_v2_cells.png
 
+# Two pytest workers (pytest-xdist): most of the suite's time is Python
+# tracing TensorFlow functions, one core per process, so two processes
+# halve it on two cores. TESTERS=N for another count.
+TESTERS ?= 2
+
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TESTERS)
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TESTERS) -m "not slow"
 
 # The library, a test that imports conftest and runs a script, a script's
 # binary (//tests:smoke), and every script target built.
