@@ -53,13 +53,10 @@ from nas_tf.search import search_config  # noqa: E402
 from nas_tf.training import image_trainer  # noqa: E402
 from nas_tf.training import momentum_sgd  # noqa: E402
 from nas_tf.training import replica_loop  # noqa: E402
-from nas_tf.utils import cpu_fusions  # noqa: E402
 from nas_tf.utils import fileio  # noqa: E402
+import cpu_remapper_flag  # noqa: E402  (bench/, beside this file)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_bool("cpu_remapper", False,
-                  "Keep Grappler's remapper on without a GPU (the scripts "
-                  "turn it off: nas_tf/utils/cpu_fusions.py).")
 flags.DEFINE_list("spaces", ["enas_macro", "enas_micro"], "Spaces to time.")
 flags.DEFINE_list("batch_sizes", ["32", "128"], "Batch sizes to time.")
 flags.DEFINE_integer("steps", 8, "Training steps per timed epoch.")
@@ -200,8 +197,7 @@ def _controller_phase_ms(searcher) -> float:
 
 def main(argv):
     del argv
-    if not FLAGS.cpu_remapper:
-        cpu_fusions.turn_off_cpu_remapper()
+    cpu_remapper_flag.apply()
     figures = {"machine": platform.processor() or platform.machine(),
                "cpus": os.cpu_count(), "tensorflow": tf.__version__,
                "threads": {"intra_op": tf.config.threading

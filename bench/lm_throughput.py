@@ -25,15 +25,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from nas_tf import config  # noqa: E402
-from nas_tf.utils import cpu_fusions  # noqa: E402
 from nas_tf.utils import fileio  # noqa: E402
 from nas_tf import spaces  # noqa: E402
 from nas_tf.builders import build_model  # noqa: E402
+import cpu_remapper_flag  # noqa: E402  (bench/, beside this file)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_bool("cpu_remapper", False,
-                  "Keep Grappler's remapper on without a GPU (the scripts "
-                  "turn it off: nas_tf/utils/cpu_fusions.py).")
 flags.DEFINE_string("arch", "DARTS_V2_RNN", "A published recurrent cell.")
 flags.DEFINE_integer("hidden_size", 850, "Cell units = embedding size.")
 flags.DEFINE_integer("vocab_size", 10000, "Vocabulary.")
@@ -100,8 +97,7 @@ def _words_per_second(step):
 
 def main(argv):
     del argv
-    if not FLAGS.cpu_remapper:
-        cpu_fusions.turn_off_cpu_remapper()
+    cpu_remapper_flag.apply()
     figures = {
         "setting": dict(hidden_size=FLAGS.hidden_size,
                         vocab_size=FLAGS.vocab_size,

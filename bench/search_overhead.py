@@ -43,18 +43,15 @@ from tensorflow.python.eager import context as eager_context  # noqa: E402
 from nas_tf.search import children  # noqa: E402
 from nas_tf import controller as controller_lib  # noqa: E402
 from nas_tf import distribute  # noqa: E402
-from nas_tf.utils import cpu_fusions  # noqa: E402
 from nas_tf.utils import fileio  # noqa: E402
 from nas_tf.controller import reinforce  # noqa: E402
 from nas_tf.search import search_config  # noqa: E402
 from nas_tf import spaces  # noqa: E402
 from nas_tf.data import datasets  # noqa: E402
 from nas_tf.training.child_trainer import ChildTrainConfig  # noqa: E402
+import cpu_remapper_flag  # noqa: E402  (bench/, beside this file)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_bool("cpu_remapper", False,
-                  "Keep Grappler's remapper on without a GPU (the scripts "
-                  "turn it off: nas_tf/utils/cpu_fusions.py).")
 flags.DEFINE_integer("updates", 20, "Timed controller updates per space.")
 flags.DEFINE_integer("warmup", 2, "Controller calls before timing; the "
                      "first one (the trace) is reported separately.")
@@ -274,8 +271,7 @@ def _table(figures):
 
 def main(argv):
     del argv
-    if not FLAGS.cpu_remapper:
-        cpu_fusions.turn_off_cpu_remapper()
+    cpu_remapper_flag.apply()
     if FLAGS.epochs < 2:
         raise app.UsageError("--epochs must be at least 2: the overhead "
                              "needs a later epoch to compare with")
