@@ -345,6 +345,97 @@ def flags_text() -> str:
 
 
 
+class _UnrolledParser(flags.ArgumentParser):
+    """``--unrolled`` (second order by finite differences, as
+    train_search.py's flag), ``--unrolled=exact`` (double backprop) or
+    ``--nounrolled`` (first order)."""
+
+    syntactic_help = "true, false or exact"
+    ORDERS = {"false": "first", "true": "second", "exact": "exact"}
+
+    def parse(self, argument):
+        if isinstance(argument, bool):
+            argument = str(argument)
+        text = str(argument).lower()
+        if text not in self.ORDERS:
+            raise ValueError(f"{argument!r}; allowed: --unrolled, "
+                             "--nounrolled, --unrolled=exact")
+        return text
+
+    def flag_type(self):
+        return "unrolled"
+
+
+_DARTS_HELP = {
+    "train_portion": "DARTS: share of the training images for the weights "
+                     "(the rest trains alpha).",
+    "fd_radius": "DARTS: the finite difference's r = fd_radius / ||v||.",
+    "arch_learning_rate": "DARTS: alpha's Adam learning rate.",
+    "arch_beta_1": "DARTS: alpha's Adam beta1.",
+    "arch_beta_2": "DARTS: alpha's Adam beta2.",
+    "arch_weight_decay": "DARTS: alpha's weight decay (added to its "
+                         "gradient, as torch's Adam).",
+    "init_scale": "DARTS: alpha starts at init_scale * N(0, 1).",
+    "mixing": "DARTS: softmax (DARTS) or sigmoid (Fair DARTS) of alpha.",
+    "zero_one_loss_weight": "Fair DARTS: weight of the zero-one loss on "
+                            "alpha (0: off).",
+    "threshold": "Fair DARTS: op weights above it are reported.",
+    "partial_channels": "PC-DARTS: 1/K of the channels through the ops "
+                        "(1: off).",
+    "edge_normalization": "PC-DARTS: softmax-normalised edge weights beta.",
+    "arch_warmup_epochs": "DARTS: epochs before alpha updates start "
+                          "(PC-DARTS 15).",
+    "auxiliary_skip": "DARTS-: a skip outside the softmax on every edge, "
+                      "its weight decayed to 0.",
+    "auxiliary_skip_beta": "DARTS-: that skip's initial weight.",
+    "perturbation": "SDARTS: none or random (noise on alpha's softmax "
+                    "before each weight step).",
+    "perturbation_epsilon": "SDARTS: the noise bound at the end (ramped "
+                            "from 0.03).",
+    "early_stop": "DARTS: none, skip_count (DARTS+) or eigenvalue "
+                  "(DARTS-ES).",
+    "skip_limit": "DARTS+: skip connections in the normal cell that stop "
+                  "the search.",
+    "hessian_every": "DARTS: epochs between dominant-eigenvalue monitors "
+                     "of alpha's Hessian (0: off).",
+    "hessian_iterations": "DARTS: power-iteration steps of that monitor.",
+    "es_window": "DARTS-ES: eigenvalues averaged.",
+    "es_factor": "DARTS-ES: growth of the average that stops the search.",
+    "es_delta": "DARTS-ES: computations between the compared averages.",
+    "es_start_epoch": "DARTS-ES: earliest epoch it may return.",
+}
+
+
+def define_darts_flags():
+    """The DARTS loop's flags (search.py; describe.py reads search presets
+    with them)."""
+    from nas_tf.search import darts_config
+    flags.DEFINE_flag(flags.Flag(
+        _UnrolledParser(), flags.ArgumentSerializer(), "unrolled", "false",
+        "DARTS: alpha's gradient. --unrolled: second order, the one-step "
+        "unrolled gradient with the finite-difference Hessian-vector "
+        "product (train_search.py --unrolled); --unrolled=exact: the same "
+        "gradient by double backprop; unset: first order.", boolean=True))
+    defaults = darts_config.DartsConfig()
+    for name, text in _DARTS_HELP.items():
+        default = getattr(defaults, name)
+        _DEFINE[type(default)](name, None, f"{text} Unset: {default}.")
+
+
+def darts_config_from_flags(strategy: str):
+    """The ``DartsConfig`` of the flags (its defaults unless strategy is
+    darts)."""
+    from nas_tf.search import darts_config
+    base = darts_config.DartsConfig()
+    if strategy != "darts":
+        return base
+    values = {name: getattr(FLAGS, name) for name in _DARTS_HELP
+              if getattr(FLAGS, name) is not None}
+    return dataclasses.replace(
+        base, train=image_train_config_from_flags(base.train),
+        order=_UnrolledParser.ORDERS[FLAGS.unrolled], **values)
+
+
 def define_data_flags():
     """Where a search's or a training run's data lives (call once, from the
     scripts that load data)."""

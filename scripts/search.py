@@ -149,10 +149,14 @@ flags.DEFINE_boolean("skip_unused_weights", False,
 flags.DEFINE_integer("derive_samples", None,
                      "ENAS: architectures sampled and scored to derive the "
                      "result. Unset: 100.")
+
+common_flags.define_darts_flags()
 common_flags.define_child_train_flags()
 for _name in common_flags.key_flags("search"):
     flags.declare_key_flag(_name)
 
+# Strategies whose supernet trains by the image recipe flags.
+_SHARED_WEIGHTS = ("enas", "darts")
 # Flags that name where a run lives, not what it is.
 _NOT_COMPARED = ("logdir",) + run.LOCATION_FIELDS
 
@@ -198,7 +202,7 @@ def config_from_flags() -> search_config.SearchConfig:
     # ENAS trains shared weights by the image recipe (``enas.train``);
     # the recipe flags are not the children's then.
     child_train = (search_config.SearchConfig.child_train
-                   if FLAGS.strategy == "enas" else
+                   if FLAGS.strategy in _SHARED_WEIGHTS else
                    common_flags.child_train_config_from_flags(
                        search_config.SearchConfig.child_train))
     lm_train = common_flags.lm_train_config_from_flags(
@@ -226,6 +230,7 @@ def config_from_flags() -> search_config.SearchConfig:
             reward_epochs=child_train.reward_epochs),
         lm=common_flags.lm_config_from_flags(),
         enas=_enas_config_from_flags(),
+        darts=common_flags.darts_config_from_flags(FLAGS.strategy),
         lm_train=lm_train if kind == "text" else
         search_config.SearchConfig.lm_train,
         reward=FLAGS.reward or reward_lib.preset_formula(preset, kind),
@@ -262,7 +267,7 @@ def _report(config, result) -> None:
     recipe = [f"--dataset={config.dataset}"]
     if FLAGS.train_preset:
         recipe = [command_line.preset_arg(FLAGS.train_preset)] + recipe
-    what = ("derived architecture" if config.strategy == "enas"
+    what = ("derived architecture" if config.strategy in _SHARED_WEIGHTS
             else "best architecture")
     print(f"{what} (reward {result.best_reward:.4f}) in {best}:")
     print(f"  {result.best_tokens}")
@@ -294,10 +299,11 @@ def main(argv):
         ignored = [f"--{name}"
                    for name in common_flags.final_training_only_flags()
                    if FLAGS[name].value is not None]
-        if ignored and FLAGS.strategy != "enas":
+        if ignored and FLAGS.strategy not in _SHARED_WEIGHTS:
             raise ValueError(f"{', '.join(ignored)}: scripts/train.py flags; "
-                             "search children do not use them (ENAS's "
-                             "shared weights do: --strategy=enas)")
+                             "search children do not use them (ENAS's and "
+                             "DARTS's shared weights do: --strategy=enas or "
+                             "darts)")
         config = config_from_flags()
         search_config.check_search_config(config)
         if config.kind == "image":

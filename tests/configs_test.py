@@ -31,6 +31,7 @@ FINAL_ARCHITECTURES = {
     "nasrl_ptb_final": "NASCell",
     "quickstart_train": "1 2 1 3 3 1 1 3 3 1 1 1",
     "enas_quickstart_train": "ENAS_micro",
+    "darts_quickstart_train": "DARTS_V2",
 }
 
 
@@ -67,7 +68,7 @@ def search():
     from nas_tf.search import search_config
     train_only = [name for name in common_flags.final_training_only_flags()
                   if FLAGS[name].value is not None]
-    if train_only and FLAGS.strategy != "enas":
+    if train_only and FLAGS.strategy not in ("enas", "darts"):
         raise ValueError(f"train.py flags in a search preset: {train_only}")
     config = script.config_from_flags()
     search_config.check_search_config(config)

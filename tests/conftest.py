@@ -148,3 +148,15 @@ def without_wall_clock(records):
     return [dict(r, metrics={k: v for k, v in r["metrics"].items()
                              if not k.endswith("seconds")}, wall_time=None)
             for r in records]
+
+
+def summary_tags(logdir) -> set:
+    """Every TensorBoard tag a search wrote in ``logdir``."""
+    from nas_tf.search import run
+    folder = os.path.join(logdir, run.SUMMARY_DIR)
+    tags = set()
+    for name in os.listdir(folder):
+        for event in tf.compat.v1.train.summary_iterator(
+                os.path.join(folder, name)):
+            tags.update(v.tag for v in event.summary.value)
+    return tags

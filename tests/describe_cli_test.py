@@ -102,3 +102,14 @@ def test_bad_flag_value_is_one_line_error():
     line = _one_line_error(["--preset=darts_cifar10_final", "--arch=DARTS_V2",
                             "--draw=/proc/no_such_dir/cells.png"])
     assert "--draw=/proc/no_such_dir/cells.png: cannot write it" in line
+
+
+def test_darts_search_network_of_the_search_preset():
+    """The issue's command: quark0/darts's search network at C = 16, 8
+    cells counts 1,930,618 weights and 224 alphas."""
+    code, out, err = _describe("--flagfile=configs/darts_cifar10_search.cfg",
+                               "--supernet")
+    assert code == 0, err
+    fields = _fields(out)
+    assert fields["trainable_params"] == "1930618"
+    assert fields["architecture_params"] == "224"

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
+
+from conftest import summary_tags
 
 from nas_tf import config as config_lib
 from nas_tf import controller as controller_lib
@@ -87,13 +88,7 @@ def test_history_has_one_line_per_controller_sample(finished):
 
 
 def test_tensorboard_has_the_shared_controller_and_derived_tags(finished):
-    logdir = finished[0]
-    tags = set()
-    folder = os.path.join(logdir, run.SUMMARY_DIR)
-    for name in os.listdir(folder):
-        for event in tf.compat.v1.train.summary_iterator(
-                os.path.join(folder, name)):
-            tags.update(v.tag for v in event.summary.value)
+    tags = summary_tags(finished[0])
     assert {"shared/loss", "shared/accuracy", "shared/lr",
             "controller/baseline", "controller/entropy", "controller/loss",
             "derived/architecture", "derived/drawing",

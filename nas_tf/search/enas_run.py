@@ -36,10 +36,10 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf import controller as controller_lib
-from nas_tf import drawing
 from nas_tf import supernets
 from nas_tf.controller import reinforce
 from nas_tf.data import images
+from nas_tf.search import review as search_review
 from nas_tf.search import run
 from nas_tf.training import image_trainer
 from nas_tf.training import momentum_sgd
@@ -318,13 +318,8 @@ class EnasRun(run.SearchRun):
         self.writer.flush()
 
     def _derived_drawing(self):
-        try:
-            png = drawing.draw_architecture(self.space, self.derived["arch"])
-        except Exception as e:  # A figure never stops a search.
-            self.log(f"warning: cannot draw the derived architecture "
-                     f"({type(e).__name__}: {e})")
-            return None
-        return tf.io.decode_png(png, channels=3)
+        return search_review.architecture_image(
+            self.space, self.derived["arch"], self.log)
 
     def _finish(self) -> run.SearchResult:
         derived = self.derived

@@ -38,6 +38,18 @@ TABLE_TAG = f"{GROUP}/top_architectures"
 TOP_COUNT = 10
 
 
+def architecture_image(space, arch, log):
+    """The drawing of ``arch`` as an RGB image tensor, or None (after a
+    one-line warning through ``log``): a figure never stops a search."""
+    try:
+        png = drawing.draw_architecture(space, arch)
+    except Exception as e:
+        log(f"warning: cannot draw the derived architecture "
+            f"({type(e).__name__}: {e})")
+        return None
+    return tf.io.decode_png(png, channels=3)
+
+
 def top_records(records, count: int = TOP_COUNT) -> list:
     """The ``count`` records with the highest rewards, best first. Equal
     rewards keep child order: the child that reached a reward first ranks

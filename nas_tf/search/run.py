@@ -326,7 +326,14 @@ def write_best(logdir: str, tokens: str, space) -> None:
 
 
 def run_class(config):
-    """The run class of ``config.strategy``: ENAS has its own loop."""
+    """The run class of ``config.strategy``: ENAS and DARTS have their own
+    loops."""
+    if config.strategy == "darts":
+        if config.kind == "text":
+            from nas_tf.search import darts_lm_run
+            return darts_lm_run.DartsLmRun
+        from nas_tf.search import darts_run
+        return darts_run.DartsRun
     if config.strategy == "enas":
         if config.kind == "text":
             from nas_tf.search import enas_lm_run

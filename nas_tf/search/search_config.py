@@ -13,6 +13,7 @@ from typing import Optional
 from nas_tf import config as config_lib
 from nas_tf import controller as controller_lib
 from nas_tf.controller import reinforce as reinforce_lib
+from nas_tf.search import darts_config
 from nas_tf.search import enas_config
 from nas_tf.search import reward as reward_lib
 from nas_tf import spaces
@@ -30,9 +31,11 @@ class SearchConfig:
     Attributes:
       space: Registered search-space name.
       space_params: Its parameters (``num_layers`` etc.).
-      strategy: ``nasrl``, ``random``, ``evolution`` or ``enas``.
+      strategy: ``nasrl``, ``random``, ``evolution``, ``enas`` or
+        ``darts``.
       num_children: Children to evaluate in all (NAS-RL CIFAR: 12,800;
-        ENAS: unused, ``enas`` says how long it runs).
+        ENAS and DARTS: unused, ``enas`` / ``darts`` say how long they
+        run).
       seed: One seed for the whole run (controller sampling, child
         initialisation, data order).
       dataset: An image dataset (``dominoes``, ``dominoes_near``, or a tfds
@@ -64,6 +67,8 @@ class SearchConfig:
       lm, lm_train: Language-model children: the same.
       enas: The ENAS loop (``strategy="enas"``): the shared weights'
         training, controller steps per epoch, deriving.
+      darts: The DARTS loop (``strategy="darts"``): the weights' training,
+        alpha's optimizer, the order of its gradient, the follow-ups.
       reward: Reward formula (see ``nas_tf/search/reward.py``); "" takes NAS-RL's
         for the dataset kind.
       failed_reward: Reward of a child that cannot be built.
@@ -97,6 +102,7 @@ class SearchConfig:
     lm: config_lib.LmConfig = config_lib.LmConfig()
     lm_train: config_lib.LmTrainConfig = config_lib.LmTrainConfig(epochs=35)
     enas: enas_config.EnasConfig = enas_config.EnasConfig()
+    darts: darts_config.DartsConfig = darts_config.DartsConfig()
     reward: str = ""
     failed_reward: float = 0.0
     distribute: str = "auto"
@@ -174,6 +180,8 @@ def check_search_config(config: SearchConfig) -> None:
                          f"{', '.join(strategies.STRATEGIES)}")
     if config.strategy == "enas":
         _check_enas(config)
+    if config.strategy == "darts":
+        _check_darts(config)
     if config.num_children < 1:
         raise ValueError(f"num_children={config.num_children}; it must be "
                          f"at least 1")
@@ -216,6 +224,44 @@ def check_search_config(config: SearchConfig) -> None:
             "every child, so it must be at least 1 (unset: the dataset's "
             "own)")
     config.reward_formula()
+
+
+def _check_darts(config: SearchConfig) -> None:
+    if config.space == "darts_rnn":
+        # The recurrent search (darts_lm_run): the CNN follow-ups do not
+        # apply, and the unrolled step adds the decay after clipping.
+        darts = config.darts
+        cnn_only = [name for name, on in (
+            ("partial_channels", darts.partial_channels > 1),
+            ("edge_normalization", darts.edge_normalization),
+            ("auxiliary_skip", darts.auxiliary_skip),
+            ("perturbation", darts.perturbation != "none"),
+            ("early_stop='skip_count'", darts.early_stop == "skip_count"))
+            if on]
+        if cnn_only:
+            raise ValueError(
+                f"{', '.join(cnn_only)}: darts_cnn options; the darts_rnn "
+                f"search does not take them")
+        if config.lm_train.weight_decay_mode != "gradient":
+            raise ValueError(
+                f"weight_decay_mode={config.lm_train.weight_decay_mode!r}; "
+                f"the darts_rnn search adds the decay to the clipped "
+                f"gradient (train_search.py's SGD): use 'gradient'")
+        if config.space_at(0).average != "all":
+            raise ValueError(
+                "the darts_rnn search network averages all nodes "
+                "(rnn/model_search.py): use average=all")
+        return
+    if config.space != "darts_cnn":
+        raise ValueError(
+            f"strategy 'darts' relaxes the darts_cnn (images) or darts_rnn "
+            f"(text) space into its search network; space "
+            f"{config.space!r} has none here, use one of those")
+    if config.darts.partial_channels > 1:
+        if config.child.filters % config.darts.partial_channels:
+            raise ValueError(
+                f"partial_channels={config.darts.partial_channels} must "
+                f"divide filters={config.child.filters}")
 
 
 def _check_enas(config: SearchConfig) -> None:

@@ -18,6 +18,10 @@ evaluation step serve every architecture the controller samples:
 
 Only the sampled op of a position runs (``tf.switch_case``); the weights of
 the others get zero gradients, as in the originals' TF1 graphs.
+
+DARTS's search networks, where every op of every edge runs, weighted by
+the softmax of alpha, are ``darts_cnn`` (with ``darts_ops``) and
+``darts_rnn``; alpha and the derived genotypes are in ``darts_alpha``.
 """
 
 import importlib
