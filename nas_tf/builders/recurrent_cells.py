@@ -23,6 +23,17 @@ from nas_tf.ops import rnn_ops
 from nas_tf.spaces import recurrent_dag
 
 
+def window_masks(inputs, x_dropout, hidden_dropout, units, seed_generator):
+    """The supernets' per-window dropout masks of x_t and of the recurrent
+    states (None where the rate is 0), the x mask drawn first."""
+    batch = tf.shape(inputs)[0]
+    return tuple(
+        keras.random.dropout(tf.ones([batch, width]), rate,
+                             seed=seed_generator) if rate > 0 else None
+        for rate, width in ((x_dropout, inputs.shape[-1]),
+                            (hidden_dropout, units)))
+
+
 def derived_seed(seed, offset):
     """A distinct seed per weight and per random stream: Keras initialisers
     given one int seed repeat the same numbers, and two SeedGenerators with

@@ -259,12 +259,9 @@ class EnasRnnSupercell(keras.layers.Layer):
         """Per-window dropout masks of x_t and of the recurrent states."""
         if not training:
             return None, None
-        batch = tf.shape(inputs)[0]
-        return tuple(
-            keras.random.dropout(tf.ones([batch, width]), rate,
-                                 seed=self._mask_seed) if rate > 0 else None
-            for rate, width in ((self.x_dropout, inputs.shape[-1]),
-                                (self.hidden_dropout, self.units)))
+        return recurrent_cells.window_masks(inputs, self.x_dropout,
+                                            self.hidden_dropout, self.units,
+                                            self._mask_seed)
 
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs, arc, state, training=False):
