@@ -137,7 +137,12 @@ def test_killed_run_resumes_as_if_uninterrupted(finished, data, tmp_path,
                                   lines.append)
     assert lines[0] == f"resuming {tmp_path}: 1 of 2 epochs done"
     searcher.run()
-    assert _history(tmp_path) == _history(logdir)
+
+    def without_time(records):
+        return [{k: v for k, v in r.items() if k != "wall_time"}
+                for r in records]
+
+    assert without_time(_history(tmp_path)) == without_time(_history(logdir))
     for a, b in zip(_state(searcher), state):
         np.testing.assert_array_equal(a, b)
 
@@ -163,7 +168,11 @@ def test_two_replicas_give_the_alpha_of_one_device(data, tmp_path):
     initial = darts_config.DartsConfig().init_scale
     for one, two in zip(alphas["one_device"], alphas["mirrored"]):
         assert np.abs(one).max() > 10 * initial  # alpha moved
-        np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-5)
+        # To 1e-3 of alpha's values of about 3e-2: the replicas sum in
+        # another order and the synchronized BatchNorm takes E[x^2] -
+        # E[x]^2, and Adam's normalised step magnifies the last digits of
+        # gradients near zero (measured: 3e-4 at most after 3 steps).
+        np.testing.assert_allclose(two, one, atol=1e-3)
 
 
 @pytest.mark.slow

@@ -126,10 +126,12 @@ class DartsRun(run.SearchRun):
         if train.steps_per_epoch:
             self.steps = min(self.steps, train.steps_per_epoch)
         if self.steps < 1:
+            smaller = min(len(self.weights_data.train_labels),
+                          len(self.alpha_data.train_labels))
             raise ValueError(
                 f"batch_size={train.batch_size} is larger than a part of "
-                f"the split training images ({len(self.alpha_data.train_labels)}"
-                f" for alpha); lower it or --train_portion")
+                f"the split training images ({smaller}); lower it or "
+                f"--train_portion")
         # DARTS-'s skip weight, set every epoch; compiled functions read it.
         self.skip_weight = tf.Variable(darts.auxiliary_skip_beta,
                                        trainable=False, name="skip_weight")
@@ -240,9 +242,10 @@ class DartsRun(run.SearchRun):
             for key, value in out.items():
                 totals[key] = totals.get(key, 0.0) + value
             if (i + 1) % report == 0 and i + 1 < self.steps:
+                mean = float(totals["train_loss"]) / (i + 1)
                 self.log(f"  epoch {epoch + 1} step {i + 1}/{self.steps}: "
-                         f"train loss {float(totals['train_loss']) / (i + 1):.4f}"
-                         f" | {time.time() - began:.0f} s")
+                         f"train loss {mean:.4f} | "
+                         f"{time.time() - began:.0f} s")
         n, batch = self.steps, train.batch_size
         stats = {"train_loss": float(totals["train_loss"]) / n,
                  "train_accuracy": float(totals["train_hits"]) / (n * batch),
@@ -272,12 +275,13 @@ class DartsRun(run.SearchRun):
         if darts.mixing == "sigmoid":
             nodes = darts_alpha.node_edges(
                 [i + 2 for i in range(self.space.steps)])
-            stats["edges_above_threshold"] = sum(
+            kept = {kind: darts_alpha.strongest_edges(weights[kind], nodes, 2)
+                    for kind in darts_cnn.CELL_KINDS}
+            stats["edges_above_threshold"] = int(sum(
                 weights[kind][start + j, k] >= darts.threshold
                 for kind in darts_cnn.CELL_KINDS
-                for (start, _), picked in zip(nodes, darts_alpha.strongest_edges(
-                    weights[kind], nodes, 2))
-                for j, k in picked)
+                for (start, _), picked in zip(nodes, kept[kind])
+                for j, k in picked))
         if self._due_for_eigenvalue(epoch):
             rng = np.random.default_rng([self.config.seed, epoch, 1])
             rows = rng.choice(len(self.alpha_data.valid_labels),

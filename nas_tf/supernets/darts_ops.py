@@ -307,7 +307,9 @@ class MixedOp(keras.layers.Layer):
         if self.k > 1:
             rest = x[..., self.width:]
             if self.stride > 1:
-                rest = tf.nn.max_pool2d(rest, 2, 2, "VALID")
+                # MaxPool2d(2, 2); SAME keeps odd sizes' last row and
+                # column, so the bypass matches the ops' ceil(n / 2).
+                rest = tf.nn.max_pool2d(rest, 2, 2, "SAME")
             y = channel_shuffle(tf.concat([y, rest], axis=-1), self.k)
         if self.auxiliary is not None:
             y += auxiliary_weight * self.auxiliary(x, training)
