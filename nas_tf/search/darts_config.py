@@ -9,6 +9,7 @@ training images, then the weights on a batch of the weights half
 
 import dataclasses
 
+from nas_tf.config import _raise_on_failed
 from nas_tf.search import darts_architect
 from nas_tf.supernets import darts_alpha
 from nas_tf.training import image_trainer
@@ -16,7 +17,6 @@ from nas_tf.training import schedules
 
 PERTURBATIONS = ("none", "random")
 EARLY_STOPS = ("none", "skip_count", "eigenvalue")
-DECAYS = ("linear",)
 
 
 def _search_recipe() -> image_trainer.ImageTrainConfig:
@@ -153,9 +153,7 @@ class DartsConfig:
             (self.skip_limit >= 1, f"skip_limit={self.skip_limit}; it must "
              "be at least 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"DartsConfig: {message}")
+        _raise_on_failed(type(self).__name__, checks)
 
     def auxiliary_skip_weight(self, epoch: int) -> float:
         """DARTS-'s beta in 0-based ``epoch`` (linear decay)."""
