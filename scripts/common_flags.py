@@ -403,6 +403,9 @@ _DARTS_HELP = {
     "es_factor": "DARTS-ES: growth of the average that stops the search.",
     "es_delta": "DARTS-ES: computations between the compared averages.",
     "es_start_epoch": "DARTS-ES: earliest epoch it may return.",
+    "recompute_cells": "DARTS: run each cell again in the backward pass "
+                       "instead of keeping its activations (less memory, "
+                       "one more forward pass; not with --unrolled=exact).",
 }
 
 

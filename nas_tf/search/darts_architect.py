@@ -68,63 +68,93 @@ class Architect:
         self.optimizer, self.loss_fn = weight_optimizer, loss_fn
         self.mixing_mode, self.alpha_penalty = mixing_mode, alpha_penalty
         self.radius = radius
-        self._passes = {}
+        self._pass = None
 
-    def _pass(self, wrt, penalized):
-        """``(weights, alphas, batch, extra) -> (loss, outputs, weight
-        grads, alpha grads)`` (the grads of ``wrt``: "weights", "alphas"
-        or "both"; the others empty).
+    def forward_backward(self, weights, mixing, batch):
+        """``(loss, outputs, weight grads, mixing grads, non-trainable
+        values)`` of ``batch`` at weight values ``weights`` and mixing
+        tensors ``mixing``, with BatchNorm's batch statistics; the last are
+        the values the pass moved BatchNorm's averages to (assigned by the
+        weight step only).
 
-        On one device each kind is its own compiled function, called
-        without inlining: the second order's four passes through the
-        network reuse two traced graphs instead of holding four copies,
-        which halved the step's tracing time and peak memory. Under several
-        replicas (the BatchNorm's all-reduce) the passes are traced in
-        place."""
-        key = (wrt, penalized)
-        if key not in self._passes:
-            def run(weights, alphas, batch, extra):
+        Every pass through the network of a step (first order: the alpha
+        step's and the weight step's; second: five) is this one compiled
+        function, called without inlining on one device, so the step holds
+        one compiled copy of the network instead of one per pass: the graph,
+        not the activations, is most of a step's memory at batch 16 (see
+        the README's DARTS speed and memory). It computes both gradients
+        each time: the mixing's costs little, the weights' (the kernels'
+        gradients) made the first-order step 4.0 -> 4.9 s at batch 16.
+        Under several replicas (the BatchNorm's all-reduce) it is traced in
+        place.
+        """
+        if self._pass is None:
+            def run(weights, mixing, batch):
                 with tf.GradientTape() as tape:
-                    tape.watch(weights + alphas)
-                    loss_fn = (self._validation_loss if penalized
-                               else self.loss)
-                    loss, outputs = loss_fn(weights, batch, alphas, extra)
-                sources = {"weights": weights, "alphas": alphas,
-                           "both": weights + alphas}[wrt]
-                grads = tape.gradient(loss, sources)
-                if wrt == "weights":
-                    return loss, outputs, grads, []
-                if wrt == "alphas":
-                    return loss, outputs, [], grads
-                return (loss, outputs, grads[:len(weights)],
-                        grads[len(weights):])
+                    tape.watch([weights, mixing])
+                    loss, outputs, moved = self._network_loss(
+                        weights, mixing, batch)
+                d_weights, d_mixing = tape.gradient(loss, (weights, mixing))
+                return loss, outputs, d_weights, d_mixing, moved
             context = tf.distribute.get_replica_context()
             if context is not None and context.num_replicas_in_sync > 1:
-                self._passes[key] = run
+                self._pass = run
             else:
-                self._passes[key] = tf.function(
+                self._pass = tf.function(
                     run, experimental_attributes={"_noinline": True})
-        return self._passes[key]
+        return self._pass(weights, mixing, batch)
+
+    def evaluate(self, weights, alphas, batch, extra, penalized):
+        """``(loss, outputs, weight grads, alpha grads)`` of ``batch`` at
+        ``weights`` and alpha values ``alphas`` (``penalized``: with the
+        alpha penalty, the validation loss)."""
+        with tf.GradientTape() as tape:
+            tape.watch(alphas)
+            mixing = self.architecture.mixing(self.mixing_mode, alphas)
+            penalty = (self._penalty(alphas)
+                       if penalized and self.alpha_penalty is not None
+                       else None)
+        given = dict(mixing)
+        given.update(extra or {})
+        loss, outputs, d_weights, d_mixing, _ = self.forward_backward(
+            weights, given, batch)
+        targets = list(mixing.values())
+        upstream = [d_mixing[k] for k in mixing]
+        if penalty is not None:
+            loss += penalty
+            targets.append(penalty)
+            upstream.append(tf.ones_like(penalty))
+        d_alpha = tape.gradient(targets, alphas, output_gradients=upstream)
+        return loss, outputs, d_weights, d_alpha
 
     def loss(self, weights, batch, alphas, extra=None):
         """The loss of ``batch`` at weight values ``weights`` and alpha
         values ``alphas``; ``extra`` adds entries to the mixing (DARTS-'s
         skip weight)."""
-        inputs, labels = batch
         mixing = self.architecture.mixing(self.mixing_mode, alphas)
         mixing.update(extra or {})
+        loss, outputs, _ = self._network_loss(weights, mixing, batch)
+        return loss, outputs
+
+    def _network_loss(self, weights, mixing, batch):
+        """(loss, outputs, moved non-trainable values) of ``batch``."""
+        inputs, labels = batch
         frozen = [v.value for v in self.model.non_trainable_variables]
-        outputs, _ = self.model.stateless_call(weights, frozen, inputs,
-                                               mixing, training=True)
-        return self.loss_fn(outputs, labels), outputs
+        outputs, moved = self.model.stateless_call(weights, frozen, inputs,
+                                                   mixing, training=True)
+        return self.loss_fn(outputs, labels), outputs, moved
+
+    def _penalty(self, alphas):
+        """The alpha penalty's share of one replica (0 without one)."""
+        if self.alpha_penalty is None:
+            return tf.zeros([], alphas[0].dtype)
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        return self.alpha_penalty(alphas) / replicas
 
     def _validation_loss(self, weights, batch, alphas, extra):
         loss, outputs = self.loss(weights, batch, alphas, extra)
-        if self.alpha_penalty is not None:
-            context = tf.distribute.get_replica_context()
-            replicas = 1 if context is None else context.num_replicas_in_sync
-            loss += self.alpha_penalty(alphas) / replicas
-        return loss, outputs
+        return loss + self._penalty(alphas), outputs
 
     def current(self):
         """(weight values, alpha values) as tensors."""
@@ -151,10 +181,16 @@ class Architect:
         weights, alphas = self.current()
         extra = extra or {}
         if order == "first":
-            loss, outputs, _, grads = self._pass("alphas", True)(
-                weights, alphas, valid_batch, extra)
+            loss, outputs, _, grads = self.evaluate(
+                weights, alphas, valid_batch, extra, penalized=True)
             return grads, loss, outputs
         if order == "exact":
+            if getattr(self.model, "recompute_cells", False):
+                raise ValueError(
+                    "order='exact' differentiates twice through the "
+                    "network, which its recompute_cells rerun does not "
+                    "support in graph mode; build it with "
+                    "recompute_cells=False")
             return self._exact(weights, alphas, train_batch, valid_batch,
                                extra)
         return self._finite_difference(weights, alphas, train_batch,
@@ -162,12 +198,12 @@ class Architect:
 
     def _finite_difference(self, weights, alphas, train_batch, valid_batch,
                            extra):
-        _, _, train_grads, _ = self._pass("weights", False)(
-            weights, alphas, train_batch, extra)
+        _, _, train_grads, _ = self.evaluate(weights, alphas, train_batch,
+                                             extra, penalized=False)
         train_grads = _sum_over_replicas(train_grads)
         unrolled = self._virtual_step(weights, train_grads)
-        loss, outputs, v, d_alpha = self._pass("both", True)(
-            unrolled, alphas, valid_batch, extra)
+        loss, outputs, v, d_alpha = self.evaluate(
+            unrolled, alphas, valid_batch, extra, penalized=True)
         v = _sum_over_replicas(v)
         r = self.radius / tf.linalg.global_norm(v)
         sides = []
@@ -176,8 +212,8 @@ class Architect:
             # activations would be alive at once.
             with tf.control_dependencies(sides[-1] if sides else []):
                 moved = [w + sign * r * d for w, d in zip(weights, v)]
-                sides.append(self._pass("alphas", False)(
-                    moved, alphas, train_batch, extra)[3])
+                sides.append(self.evaluate(moved, alphas, train_batch,
+                                           extra, penalized=False)[3])
         xi = tf.cast(self.optimizer.learning_rate, weights[0].dtype)
         grads = [g - xi * (plus - minus) / (2.0 * r)
                  for g, plus, minus in zip(d_alpha, *sides)]
@@ -201,8 +237,8 @@ class Architect:
         """grad_alpha of ``batch``'s loss at the current weights and alpha
         values ``alphas`` (one replica, or no strategy)."""
         weights, _ = self.current()
-        return self._pass("alphas", False)(weights, list(alphas), batch,
-                                           extra or {})[3]
+        return self.evaluate(weights, list(alphas), batch, extra,
+                             penalized=False)[3]
 
 
 def dominant_eigenvalue(gradient_at, point, iterations=20, radius=1e-3):

@@ -91,6 +91,12 @@ class DartsConfig:
         grew by more than 1.3x over 4 computations, not before epoch 10,
         keeping the genotype of the earlier computation (RobustDARTS
         ``args.py`` defaults).
+      recompute_cells: Keep only each cell's inputs for the backward pass
+        and run the cell again there (``supernets/recompute.py``): the same
+        gradients in less memory (0.55 GB less a first-order step at batch
+        16, more at larger batches) for one more forward pass. Not an
+        original's setting (they hold every activation). The ``exact`` order runs without it: its
+        double backprop through the rerun is not supported in graph mode.
     """
 
     train: image_trainer.ImageTrainConfig = dataclasses.field(
@@ -121,6 +127,7 @@ class DartsConfig:
     es_factor: float = 1.3
     es_delta: int = 4
     es_start_epoch: int = 10
+    recompute_cells: bool = True
 
     def __post_init__(self):
         if isinstance(self.train, dict):

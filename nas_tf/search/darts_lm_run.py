@@ -153,6 +153,14 @@ class RnnArchitect(darts_architect.Architect):
             targets, outputs.logits))
         return nll, outputs
 
+    def alpha_gradient(self, batch, alphas, extra=None):
+        weights, _ = self.current()
+        alphas = list(alphas)
+        with tf.GradientTape() as tape:
+            tape.watch(alphas)
+            loss, _ = self.loss(weights, batch, alphas)
+        return tape.gradient(loss, alphas)
+
     def gradient(self, order, train_batch, valid_batch, extra=None):
         if order not in darts_architect.ORDERS:
             raise ValueError(f"order={order!r}; allowed: "

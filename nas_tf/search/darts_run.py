@@ -35,6 +35,7 @@ from nas_tf.training import coupled_adam
 from nas_tf.training import image_trainer
 from nas_tf.training import momentum_sgd
 from nas_tf.training import replica_loop
+from nas_tf.utils import function_specialization
 from nas_tf.utils import progress
 
 # Seed offset of the alpha half's data order (the weights half uses seed).
@@ -97,7 +98,9 @@ class DartsRun(run.SearchRun):
             self.supernet = darts_cnn.build(
                 child, darts.partial_channels, darts.auxiliary_skip,
                 steps=self.space.steps,
-                synchronized_bn=strategy.num_replicas_in_sync > 1)
+                synchronized_bn=strategy.num_replicas_in_sync > 1,
+                recompute_cells=(darts.recompute_cells
+                                 and darts.order != "exact"))
             self.architecture = darts_alpha.ArchitectureWeights(
                 darts_cnn.CELL_KINDS, len(darts_cnn.darts_ops.PRIMITIVES),
                 [i + 2 for i in range(self.space.steps)], seed=cfg.seed,
@@ -303,11 +306,13 @@ class DartsRun(run.SearchRun):
     def _eigenvalue(self, batch) -> float:
         """The largest eigenvalue of alpha's Hessian of ``batch``'s loss."""
         dtype = self.architecture.variables_list[0].dtype
-        return darts_architect.dominant_eigenvalue(
-            lambda values: [g.numpy() for g in self._alpha_gradient(
-                batch, [tf.constant(v, dtype) for v in values])],
-            [v.numpy() for v in self.architecture.variables_list],
-            self.config.darts.hessian_iterations)
+        # Under the step's options: the network's pass is the step's.
+        with function_specialization.off():
+            return darts_architect.dominant_eigenvalue(
+                lambda values: [g.numpy() for g in self._alpha_gradient(
+                    batch, [tf.constant(v, dtype) for v in values])],
+                [v.numpy() for v in self.architecture.variables_list],
+                self.config.darts.hessian_iterations)
 
     def _record(self, epoch: int, stats: dict) -> dict:
         arch = self.derived

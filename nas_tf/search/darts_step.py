@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from nas_tf import distribute
 from nas_tf.training import replica_loop
+from nas_tf.utils import function_specialization
 
 
 def perturbed(weights, bound, seed):
@@ -60,8 +61,8 @@ class SearchStep:
 
     def _weight_gradients(self, train, extra, bound, step):
         architect = self.architect
+        weights, _ = architect.current()
         mixing = architect.architecture.mixing(architect.mixing_mode)
-        mixing = {k: tf.stop_gradient(v) for k, v in mixing.items()}
         if self.perturb:
             for i, kind in enumerate(architect.architecture.kinds):
                 # The same noise on every replica: one network is
@@ -71,13 +72,12 @@ class SearchStep:
                 mixing[kind] = perturbed(
                     mixing[kind], tf.cast(bound, mixing[kind].dtype), key)
         mixing.update(extra)
-        images, labels = train
-        variables = architect.model.trainable_variables
-        with tf.GradientTape() as tape:
-            outputs = architect.model(images, mixing, training=True)
-            loss = architect.loss_fn(outputs, labels)
-        return (tape.gradient(loss, variables), loss,
-                replica_loop.count_hits(outputs, labels))
+        loss, outputs, grads, _, moved = architect.forward_backward(
+            weights, mixing, train)
+        for variable, value in zip(architect.model.non_trainable_variables,
+                                   moved):
+            variable.assign(value)
+        return grads, loss, replica_loop.count_hits(outputs, train[1])
 
     def _function(self, update_alpha: bool):
         strategy = self.strategy
@@ -108,6 +108,7 @@ class SearchStep:
         (DARTS-'s skip weight); ``bound`` is SDARTS-RS's epsilon."""
         if update_alpha not in self._compiled:
             self._compiled[update_alpha] = self._function(update_alpha)
-        return self._compiled[update_alpha](
-            train, valid, tf.constant(step, tf.int64), extra,
-            tf.constant(bound, tf.float32))
+        with function_specialization.off():
+            return self._compiled[update_alpha](
+                train, valid, tf.constant(step, tf.int64), extra,
+                tf.constant(bound, tf.float32))

@@ -30,10 +30,13 @@ variables, optimizer and replication, and the model's
 step) with the same code.
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 
 from nas_tf.supernets import darts_ops
+from nas_tf.supernets import recompute
 
 CELL_KINDS = ("normal", "reduce")
 
@@ -107,6 +110,10 @@ class DartsCnnSupernet(keras.Model):
       synchronized_bn: Batch statistics over all replicas (set by the search
         when it runs on several devices).
       image_channels: Input channels (the stem's initialisation reads them).
+      recompute_cells: In training, keep only each cell's inputs for the
+        backward pass and run the cell again there (``recompute``): the
+        same values and gradients in about a third of the memory, for one
+        more forward pass.
 
     Weights start as PyTorch 0.3 initialises them (the original sets none):
     ``darts_ops.torch_uniform`` for convs and the classifier, U(0, 1) for
@@ -116,7 +123,8 @@ class DartsCnnSupernet(keras.Model):
     def __init__(self, num_classes=10, filters=16, num_cells=8, steps=4,
                  multiplier=4, stem_multiplier=3, partial_channels=1,
                  auxiliary_skip=False, bn_momentum=0.9, bn_epsilon=1e-5,
-                 synchronized_bn=False, image_channels=3, **kwargs):
+                 synchronized_bn=False, image_channels=3,
+                 recompute_cells=False, **kwargs):
         kwargs.setdefault("name", "darts_cnn_supernet")
         super().__init__(**kwargs)
         if num_cells < 3:
@@ -134,6 +142,7 @@ class DartsCnnSupernet(keras.Model):
         self.steps, self.num_edges = steps, num_edges(steps)
         self.partial_channels = partial_channels
         self.auxiliary_skip = auxiliary_skip
+        self.recompute_cells = recompute_cells
         bn = darts_ops.BnSettings(bn_momentum, bn_epsilon, synchronized_bn)
         self.stem_conv = keras.layers.Conv2D(
             stem_multiplier * filters, 3, padding="same", use_bias=False,
@@ -174,9 +183,14 @@ class DartsCnnSupernet(keras.Model):
         s0 = s1 = x
         for cell in self.cells:
             kind = "reduce" if cell.reduction else "normal"
-            s0, s1 = s1, cell(s0, s1, mixing[kind],
-                              mixing.get(f"{kind}_edges"),
-                              mixing.get("auxiliary_skip"), training=training)
+            inputs = [s0, s1, mixing[kind], mixing.get(f"{kind}_edges"),
+                      mixing.get("auxiliary_skip")]
+            if training and self.recompute_cells:
+                output = recompute.call(
+                    cell, functools.partial(cell, training=True), inputs)
+            else:
+                output = cell(*inputs, training=training)
+            s0, s1 = s1, output
         return self.classifier(tf.reduce_mean(s1, axis=[1, 2]))
 
     def _check(self, mixing):
@@ -195,7 +209,7 @@ class DartsCnnSupernet(keras.Model):
 
 
 def build(config, partial_channels=1, auxiliary_skip=False, steps=4,
-          synchronized_bn=False) -> DartsCnnSupernet:
+          synchronized_bn=False, recompute_cells=False) -> DartsCnnSupernet:
     """The built search network of an image ``ChildConfig`` (its
     ``num_classes``, ``filters`` C, ``num_cells``, stem multiplier, image
     size and BatchNorm settings); a cell outputs all its ``steps`` nodes,
@@ -206,7 +220,8 @@ def build(config, partial_channels=1, auxiliary_skip=False, steps=4,
         partial_channels=partial_channels, auxiliary_skip=auxiliary_skip,
         bn_momentum=config.bn_momentum, bn_epsilon=config.bn_epsilon,
         synchronized_bn=synchronized_bn,
-        image_channels=config.image_channels)
+        image_channels=config.image_channels,
+        recompute_cells=recompute_cells)
     model.build((None, config.image_size, config.image_size,
                  config.image_channels))
     return model

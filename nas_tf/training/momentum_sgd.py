@@ -85,15 +85,23 @@ class MomentumSgd(tf.Module):
             norm = tf.linalg.global_norm(
                 [strategy.experimental_local_results(g)[0] for g in grads])
             scale = self.clip_norm / tf.maximum(norm, self.clip_norm)
+        # One learning rate and momentum tensor per dtype, not per variable:
+        # a supernet has over a thousand variables, and every op is a node
+        # of the step's graph to hold and compile.
+        constants = {}
         for grad, variable, accumulator, was_used in zip(
                 grads, self._variables, self.accumulators, used):
+            dtype = variable.dtype
+            if dtype not in constants:
+                constants[dtype] = (tf.cast(self.learning_rate, dtype),
+                                    tf.constant(self.momentum, dtype))
             strategy.extended.update(
                 variable, self._update,
-                args=(grad, accumulator, self.learning_rate, scale, was_used),
+                args=(grad, accumulator, *constants[dtype], scale, was_used),
                 group=False)
 
-    def _update(self, variable, grad, accumulator, learning_rate, scale,
-                was_used=None):
+    def _update(self, variable, grad, accumulator, learning_rate, momentum,
+                scale, was_used=None):
         grad = tf.convert_to_tensor(grad)
         if self.clip_norm:
             grad *= scale
@@ -105,8 +113,7 @@ class MomentumSgd(tf.Module):
             # supernet, so the ops the unfused form adds are felt on CPU).
             tf.raw_ops.ResourceApplyMomentum(
                 var=variable.handle, accum=accumulator.handle,
-                lr=tf.cast(learning_rate, grad.dtype), grad=grad,
-                momentum=tf.constant(self.momentum, grad.dtype),
+                lr=learning_rate, grad=grad, momentum=momentum,
                 use_nesterov=self.nesterov)
             return
         moved = self.momentum * accumulator + grad
