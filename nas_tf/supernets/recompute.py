@@ -3,10 +3,11 @@ inputs for the backward pass, which runs the layer again to get the
 activations it differentiates (Chen et al. 2016, "Training deep nets with
 sublinear memory cost").
 
-The DARTS search network holds every op of every edge at once: at batch 16
-its activations are about 2 GB, most of a search step's memory. Run cell by
-cell this way, only the cells' inputs and one cell's activations are alive
-at a time, for one more forward pass per step.
+The DARTS search network holds the activations of every op of every edge
+for its backward pass. Run cell by cell this way, only the cells' inputs and
+one cell's activations are alive at a time, for one more forward pass per
+step: the peak of a first-order step at batch 16 fell by 0.55 GB, and the
+saving grows with the batch.
 
 ``tf.recompute_grad`` cannot be used as is: it differentiates the variables
 the function reads, but under ``keras.StatelessScope`` (``stateless_call``,
