@@ -53,6 +53,9 @@ class LanguageModelBase(keras.Model):
     """
 
     def __init__(self, lm_config, seed=None, **kwargs):
+        if not isinstance(lm_config, config_lib.LmConfig):
+            raise ValueError(f"{type(self).__name__} takes an LmConfig, got "
+                             f"{type(lm_config).__name__}")
         super().__init__(**kwargs)
         self.lm_config = cfg = lm_config
         self.seed = seed

@@ -312,9 +312,6 @@ class DartsRnnSupernet(language_model.LanguageModelBase):
                 f"the darts_rnn supernet averages nodes 1..steps "
                 f"(rnn/model_search.py); got a space with average="
                 f"{space.average!r}, allowed: 'all'")
-        if not isinstance(lm_config, config_lib.LmConfig):
-            raise ValueError(f"the darts_rnn supernet takes an LmConfig, got "
-                             f"{type(lm_config).__name__}")
         if batch_norm not in (True, False):
             raise ValueError(f"batch_norm={batch_norm!r}; allowed: True, "
                              f"False")

@@ -50,7 +50,6 @@ evaluation and the reward of both originals) uses neither.
 import keras
 import tensorflow as tf
 
-from nas_tf import config as config_lib
 from nas_tf.builders import language_model
 from nas_tf.builders import recurrent_cells
 from nas_tf.ops import rnn_ops
@@ -352,9 +351,6 @@ class EnasRnnSupernet(language_model.LanguageModelBase):
         if not isinstance(space, enas_rnn_space.EnasRnnSpace):
             raise ValueError(f"the enas_rnn supernet takes an enas_rnn "
                              f"space, got {getattr(space, 'name', space)!r}")
-        if not isinstance(lm_config, config_lib.LmConfig):
-            raise ValueError(f"the enas_rnn supernet takes an LmConfig, got "
-                             f"{type(lm_config).__name__}")
         if batch_norm not in (None, True, False):
             raise ValueError(f"batch_norm={batch_norm!r}; allowed: None "
                              f"(the layout's own), True, False")
