@@ -5,6 +5,9 @@ more, else one device (the GPU or the CPU). ``mirrored``: MirroredStrategy
 over all GPUs, or over all logical CPU devices when there is no GPU (how
 tests exercise it). ``one_device``: the first GPU, else the CPU.
 ``make_strategy`` returns the same object for the same devices.
+
+A search with parallel children gives each child a device group of its
+own (``device_groups``, ``group_strategy``).
 """
 
 import tensorflow as tf
@@ -42,16 +45,37 @@ def make_strategy(kind: str = "auto") -> tf.distribute.Strategy:
         raise ValueError(f"distribute={kind!r}; allowed: {', '.join(KINDS)}")
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
-        devices = tuple(gpus or [
-            d.name for d in tf.config.list_logical_devices("CPU")])
-        key = ("mirrored", devices)
-        if key not in _STRATEGIES:
-            _STRATEGIES[key] = tf.distribute.MirroredStrategy(list(devices))
-    else:
-        key = ("one_device", gpus[0] if gpus else "/cpu:0")
-        if key not in _STRATEGIES:
-            _STRATEGIES[key] = tf.distribute.OneDeviceStrategy(key[1])
+        return _cached("mirrored", tuple(gpus or [
+            d.name for d in tf.config.list_logical_devices("CPU")]))
+    return _cached("one_device", (gpus[0] if gpus else "/cpu:0",))
+
+
+def _cached(kind: str, devices: tuple) -> tf.distribute.Strategy:
+    key = (kind, devices)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = (_mirrored(devices) if kind == "mirrored"
+                            else tf.distribute.OneDeviceStrategy(devices[0]))
     return _STRATEGIES[key]
+
+
+# Group keys each MirroredStrategy may use for its collectives.
+_KEYS_PER_STRATEGY = 100_000
+
+
+def _mirrored(devices: tuple) -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy whose collectives' group keys start after those of
+    every MirroredStrategy made before it. Each numbers its groups from the
+    class's ``_collective_key_base``; two over different devices that run at
+    once (parallel children) would otherwise join the same group and fail
+    ("joining a group that is already full")."""
+    made = sum(1 for kind, _ in _STRATEGIES if kind == "mirrored")
+    cls = tf.distribute.MirroredStrategy
+    saved = cls._collective_key_base
+    cls._collective_key_base = saved + made * _KEYS_PER_STRATEGY
+    try:
+        return cls(list(devices))
+    finally:
+        cls._collective_key_base = saved
 
 
 def split_batch(strategy: tf.distribute.Strategy, batch):
@@ -75,3 +99,32 @@ def split_batch(strategy: tf.distribute.Strategy, batch):
     return strategy.experimental_distribute_values_from_function(
         lambda context: tf.nest.map_structure(
             lambda t: rows(t, context.replica_id_in_sync_group), batch))
+
+
+def device_groups(groups: int, devices_per_group: int) -> list:
+    """``groups`` disjoint tuples of ``devices_per_group`` device names:
+    the GPUs in order, or the logical CPU devices when there is no GPU
+    (``split_cpu``). Raises ValueError when there are too few."""
+    if groups < 1 or devices_per_group < 1:
+        raise ValueError(f"parallel_children={groups}, devices_per_child="
+                         f"{devices_per_group}; both must be at least 1")
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
+    needed = groups * devices_per_group
+    if needed > len(devices):
+        kind = "GPUs" if gpus else ("logical CPU devices (split the CPU "
+                                    "with --cpu_devices)")
+        raise ValueError(
+            f"parallel_children={groups} x devices_per_child="
+            f"{devices_per_group} needs {needed} devices; this machine has "
+            f"{len(devices)} {kind}")
+    return [tuple(devices[g * devices_per_group:(g + 1) * devices_per_group])
+            for g in range(groups)]
+
+
+def group_strategy(devices: tuple) -> tf.distribute.Strategy:
+    """The strategy of one device group: MirroredStrategy over two or more
+    devices, else OneDeviceStrategy; the same object for the same devices
+    (see ``_STRATEGIES``)."""
+    return _cached("mirrored" if len(devices) > 1 else "one_device",
+                   tuple(devices))

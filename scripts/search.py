@@ -8,6 +8,13 @@ The run directory gets flags.cfg (these flags, relaunchable as a flagfile),
 config.json, history.jsonl, checkpoints/, TensorBoard events (search/) and,
 at the end, best_arch.txt with best_arch.cfg (the space flags it needs).
 Bad flags stop the script before any data is loaded.
+
+  --parallel_children=K --devices_per_child=D: K children of a batch train
+  at once, each on its own D devices.
+  With TF_CONFIG (chief, workers, parameter servers) every task runs this
+  same command: the chief searches and farms children out to the workers
+  (nas_tf/cluster.py); scripts/local_cluster.py runs such a cluster on
+  this machine.
 """
 
 import dataclasses
@@ -22,9 +29,11 @@ if __package__:  # the installed nas-search command
 else:  # python scripts/search.py: scripts/ is on sys.path
     import command_line
     import common_flags
+from nas_tf import cluster
 from nas_tf import controller as controller_lib
 from nas_tf import distribute
 from nas_tf.controller import reinforce
+from nas_tf.search import child_dispatch
 from nas_tf.search import enas_config
 from nas_tf.search import reward as reward_lib
 from nas_tf.search import run
@@ -60,6 +69,15 @@ flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
 flags.DEFINE_integer("cpu_devices", 0,
                      "Split the CPU into this many logical devices (to try "
                      "distribute=mirrored without GPUs).")
+flags.DEFINE_integer("parallel_children", 1,
+                     "NAS-RL, random search, evolution: children of a batch "
+                     "that train at once, each on its own group of "
+                     "--devices_per_child devices (GPUs, else logical CPU "
+                     "devices: --cpu_devices). The history equals a "
+                     "sequential run's; a run resumes with another value.")
+flags.DEFINE_integer("devices_per_child", 1,
+                     "Devices of each parallel child's group "
+                     "(MirroredStrategy over them when more than 1).")
 flags.DEFINE_integer("population_size", 100,
                      "Evolution population P (Real et al. 2019: 100).")
 flags.DEFINE_integer("sample_size", 25,
@@ -158,7 +176,10 @@ for _name in common_flags.key_flags("search"):
 # Strategies whose supernet trains by the image recipe flags.
 _SHARED_WEIGHTS = ("enas", "darts")
 # Flags that name where a run lives, not what it is.
-_NOT_COMPARED = ("logdir",) + run.LOCATION_FIELDS
+# Where children train does not change the search: a run resumes on more or
+# fewer devices or machines.
+_NOT_COMPARED = (("logdir", "parallel_children", "cpu_devices") +
+                 run.LOCATION_FIELDS)
 
 
 def _check_same_flags(logdir, text):
@@ -293,9 +314,20 @@ def _report(config, result) -> None:
 
 def main(argv):
     del argv
+    try:
+        task = cluster.task_from_env()
+    except ValueError as e:
+        return command_line.error(e)
+    if task is not None and not task.is_chief:
+        # Workers and parameter servers of a cluster search serve the chief.
+        print(f"{task.role} {task.index} of the cluster: serving the chief")
+        cluster.serve(task)
+        return 0
     if not FLAGS.logdir:
         return command_line.error("--logdir is required")
     try:
+        execution = child_dispatch.Execution(
+            FLAGS.parallel_children, FLAGS.devices_per_child, task)
         ignored = [f"--{name}"
                    for name in common_flags.final_training_only_flags()
                    if FLAGS[name].value is not None]
@@ -306,6 +338,7 @@ def main(argv):
                              "darts)")
         config = config_from_flags()
         search_config.check_search_config(config)
+        child_dispatch.check_execution(execution, config)
         if config.kind == "image":
             common_flags.check_data_fits_model(config.dataset)
         text = common_flags.flags_text()
@@ -317,10 +350,14 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         distribute.split_cpu(FLAGS.cpu_devices)
-        searcher = run.run_class(config)(config, FLAGS.logdir,
-                                         relaunch_flags=text)
+        run_class = run.run_class(config)
+        extra = ({"execution": execution} if run_class is run.SearchRun
+                 else {})
+        searcher = run_class(config, FLAGS.logdir, relaunch_flags=text,
+                             **extra)
         result = searcher.run()
-    except (ConnectionError, ValueError, run_lock.RunDirectoryInUse) as e:
+    except (ConnectionError, ValueError, run_lock.RunDirectoryInUse,
+            child_dispatch.ClusterFailure) as e:
         return command_line.error(e)
     _report(config, result)
     return 0

@@ -111,8 +111,8 @@ def test_text_reward_is_the_best_perplexity_of_the_last_epochs(
 def test_child_training_validates_exactly_the_last_reward_epochs(
         monkeypatch, images):
     order = []
-    compile_train_epoch = child_trainer.replica_loop.compile_train_epoch
-    compile_evaluate = child_trainer.replica_loop.compile_evaluate
+    epoch_loop = child_trainer.replica_loop.epoch_loop
+    evaluation_loop = child_trainer.replica_loop.evaluation_loop
 
     def recorded(name, compile_fn):
         def compile_and_record(*args, **kwargs):
@@ -124,10 +124,10 @@ def test_child_training_validates_exactly_the_last_reward_epochs(
             return run
         return compile_and_record
 
-    monkeypatch.setattr(child_trainer.replica_loop, "compile_train_epoch",
-                        recorded("train", compile_train_epoch))
-    monkeypatch.setattr(child_trainer.replica_loop, "compile_evaluate",
-                        recorded("validate", compile_evaluate))
+    monkeypatch.setattr(child_trainer.replica_loop, "epoch_loop",
+                        recorded("train", epoch_loop))
+    monkeypatch.setattr(child_trainer.replica_loop, "evaluation_loop",
+                        recorded("validate", evaluation_loop))
     config = child_trainer.ChildTrainConfig(
         epochs=4, reward_epochs=2, batch_size=16, steps_per_epoch=1)
     strategy = distribute.make_strategy("one_device")

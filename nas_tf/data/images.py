@@ -159,12 +159,12 @@ def _channel_statistics(images: np.ndarray):
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _normalize(data: ImageData, images):
+def normalize(data: ImageData, images):
     images = tf.cast(images, tf.float32) / 255.0
     return (images - data.mean) / data.std
 
 
-def _crop_and_flip(images, offsets, flips):
+def crop_and_flip(images, offsets, flips):
     """Zero-pads a batch by PAD, crops each image back to its size at its
     (row, column) offset in [0, 2 * PAD] and mirrors it left-right where
     `flips` is set; one gather per axis does it for the whole batch."""
@@ -201,6 +201,22 @@ def cutout_mask(points, size: int, length: int, anchor: str = "centre"):
     return 1.0 - tf.cast(square, tf.float32)[..., None]
 
 
+def epoch_draws(data: ImageData, seed: int, epoch: int):
+    """The random draws of one training epoch, from ``(seed, epoch)``: the
+    order of the images and, indexed by image, each one's crop offset
+    (row, column), flip and cutout point. ``train_dataset`` batches by them;
+    a child trained in one compiled program (``child_program``) gathers its
+    batches by them, so both see the same batches."""
+    n = len(data.train_labels)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    offsets = rng.integers(0, 2 * PAD + 1, size=(n, 2), dtype=np.int32)
+    flips = rng.random(n) < 0.5
+    # Drawn after the others so that cutout leaves them unchanged.
+    points = rng.integers(0, data.image_size, size=(n, 2), dtype=np.int32)
+    return order, offsets, flips, points
+
+
 def train_dataset(data: ImageData, batch_size: int, seed: int,
                   epoch: int = 0, augment: bool = True, cutout: int = 0,
                   cutout_anchor: str = "centre") -> tf.data.Dataset:
@@ -220,20 +236,15 @@ def train_dataset(data: ImageData, batch_size: int, seed: int,
                          f"train split of {data.name} has {n} images)")
     if epoch < 0:
         raise ValueError(f"epoch={epoch}; it must not be negative")
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(n)
-    offsets = rng.integers(0, 2 * PAD + 1, size=(n, 2), dtype=np.int32)
-    flips = rng.random(n) < 0.5
-    # Drawn after the others so that cutout leaves them unchanged.
-    points = rng.integers(0, data.image_size, size=(n, 2), dtype=np.int32)
+    order, offsets, flips, points = epoch_draws(data, seed, epoch)
     dataset = tf.data.Dataset.from_tensor_slices(
         (data.train_images[order], data.train_labels[order].astype(np.int32),
          offsets[order], flips[order], points[order]))
 
     def prepare(images, labels, offsets, flips, points):
         if augment:
-            images = _crop_and_flip(images, offsets, flips)
-        images = _normalize(data, images)
+            images = crop_and_flip(images, offsets, flips)
+        images = normalize(data, images)
         if cutout:
             images = images * cutout_mask(points, data.image_size, cutout,
                                           cutout_anchor)
@@ -264,7 +275,7 @@ def eval_dataset(data: ImageData, split: str,
     dataset = tf.data.Dataset.from_tensor_slices(
         (images, labels.astype(np.int32)))
     return (dataset.batch(batch_size)
-            .map(lambda x, y: (_normalize(data, x), y))
+            .map(lambda x, y: (normalize(data, x), y))
             .prefetch(tf.data.AUTOTUNE))
 
 

@@ -3,13 +3,16 @@
 A child that cannot be built (its spatial size collapses, a shape does not
 fit) gets ``failed_reward`` and a log line; one whose loss turns NaN gets
 reward 0. Either way the search goes on. Per-child state (model, optimizer,
-compiled functions) is dropped after each child so memory stays flat.
+compiled functions) is dropped after each child (after each batch when
+children train in parallel) so memory stays flat.
 """
 
 import contextlib
 import dataclasses
 import math
+import threading
 import time
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -29,6 +32,25 @@ _CHILD_SEED_OFFSET = 7919
 
 def child_seed(run_seed: int, child_index: int) -> int:
     return derived_seed(run_seed, _CHILD_SEED_OFFSET + child_index) % (2**31)
+
+
+# Held while a child is built: its initial weights come from Keras's global
+# seed, which parallel children must not move under each other.
+BUILD_LOCK = threading.RLock()
+
+
+@dataclasses.dataclass
+class BuiltChild:
+    """A child ready to train: its index and seed, its model (None when it
+    could not be built; ``outcome`` then says so), the strategy it was
+    built under, and the build's metrics (``params``, ``build_seconds``)."""
+
+    index: int
+    seed: int
+    model: object
+    strategy: object
+    outcome: Optional[dict]
+    build_metrics: dict = dataclasses.field(default_factory=dict)
 
 
 class ChildEvaluator:
@@ -53,56 +75,83 @@ class ChildEvaluator:
     def evaluate(self, space, arch, child_index: int) -> dict:
         """Trains child ``child_index``; returns ``reward``, ``status`` and
         ``metrics`` for the history."""
-        seed = child_seed(self.config.seed, child_index)
-        keras.utils.set_random_seed(seed)
-        began = time.time()
+        built = self.build(space, arch, child_index)
         try:
-            # Language models train on one device (lm_trainer has no
-            # replicas), so their variables are not made mirrored.
-            scope = (contextlib.nullcontext() if self.config.kind == "text"
-                     else self.strategy.scope())
-            with scope:
-                model = builders.build_model(space, arch,
-                                             self._child_config(), seed=seed)
-        except (ValueError, tf.errors.InvalidArgumentError) as err:
-            self.log(f"child {child_index + 1}: cannot be built ({err}); reward "
-                     f"{self.config.failed_reward}")
-            return {"reward": self.config.failed_reward,
-                    "status": BUILD_FAILED, "metrics": {"error": str(err)}}
-        build_seconds = time.time() - began
-        try:
-            trainable, _ = describe.count_params(model)
-            if self.config.kind == "text":
-                result = self._train_text(model, seed)
-            else:
-                result = self._train_image(model, seed)
+            return self.train(built)
         finally:
             # Keras keeps global state per model built (layer names, traced
             # functions); clearing it keeps memory flat across children.
-            del model
+            built.model = None
             keras.backend.clear_session(free_memory=True)
-        result["metrics"].update(params=trainable,
-                                 build_seconds=round(build_seconds, 3))
-        if result["status"] == DIVERGED:
-            self.log(f"child {child_index + 1}: the training loss became NaN; "
-                     f"reward 0")
-        return result
 
-    def _train_image(self, model, seed) -> dict:
+    def build(self, space, arch, child_index: int,
+              strategy=None) -> BuiltChild:
+        """Builds child ``child_index`` under ``strategy`` (the
+        evaluator's by default) from the child's seed. The initial weights
+        come from Keras's global seed, so children are built one at a time
+        (``BUILD_LOCK``), even when they then train in parallel."""
+        seed = child_seed(self.config.seed, child_index)
+        strategy = strategy or self.strategy
+        with BUILD_LOCK:
+            keras.utils.set_random_seed(seed)
+            began = time.time()
+            try:
+                # Language models train on one device (lm_trainer has no
+                # replicas), so their variables are not made mirrored.
+                scope = (contextlib.nullcontext()
+                         if self.config.kind == "text" else strategy.scope())
+                with scope:
+                    model = builders.build_model(
+                        space, arch, self._child_config(), seed=seed)
+            except (ValueError, tf.errors.InvalidArgumentError) as err:
+                self.log(f"child {child_index + 1}: cannot be built ({err}); "
+                         f"reward {self.config.failed_reward}")
+                return BuiltChild(child_index, seed, None, strategy, {
+                    "reward": self.config.failed_reward,
+                    "status": BUILD_FAILED, "metrics": {"error": str(err)}})
+            trainable, _ = describe.count_params(model)
+        return BuiltChild(child_index, seed, model, strategy, None,
+                          {"params": trainable,
+                           "build_seconds": round(time.time() - began, 3)})
+
+    def train(self, built: BuiltChild) -> dict:
+        """Trains a built child; its outcome for the history. Touches no
+        global state, so children on different device groups train at
+        once."""
+        if built.model is None:
+            return built.outcome
+        if self.config.kind == "text":
+            return self._finish(built, self._train_text(built.model,
+                                                        built.seed))
+        return self.finish_image(built, child_trainer.train_child(
+            built.model, self.data, self.config.child_train, built.strategy,
+            built.seed))
+
+    def finish_image(self, built: BuiltChild,
+                     result: child_trainer.ChildResult) -> dict:
+        """The history's outcome of image child ``built`` trained to
+        ``result`` (here, or by a cluster worker)."""
         cfg = self.config.child_train
-        result = child_trainer.train_child(model, self.data, cfg,
-                                           self.strategy, seed)
         metrics = {"valid_accuracy_per_epoch": [
             round(a, 6) for a in result.valid_accuracy],
             "epochs": result.epochs,
             "train_seconds": round(result.seconds, 3),
             "first_epoch_seconds": round(result.first_epoch_seconds, 3)}
         if result.diverged:
-            return {"reward": 0.0, "status": DIVERGED, "metrics": metrics}
-        acc = max(result.valid_accuracy[-cfg.reward_epochs:])
-        metrics["valid_accuracy"] = acc
-        return {"reward": self.formula(acc), "status": OK,
-                "metrics": metrics}
+            outcome = {"reward": 0.0, "status": DIVERGED, "metrics": metrics}
+        else:
+            acc = max(result.valid_accuracy[-cfg.reward_epochs:])
+            metrics["valid_accuracy"] = acc
+            outcome = {"reward": self.formula(acc), "status": OK,
+                       "metrics": metrics}
+        return self._finish(built, outcome)
+
+    def _finish(self, built: BuiltChild, outcome: dict) -> dict:
+        outcome["metrics"].update(built.build_metrics)
+        if outcome["status"] == DIVERGED:
+            self.log(f"child {built.index + 1}: the training loss became "
+                     f"NaN; reward 0")
+        return outcome
 
     def _train_text(self, model, seed) -> dict:
         began = time.time()

@@ -4,9 +4,10 @@ The run directory holds ``config.json`` (the frozen ``SearchConfig``),
 ``history.jsonl`` (one record per child), ``checkpoints/`` (the strategy's
 learned state after every batch), TensorBoard events in ``search/`` (the run
 TensorBoard lists as "search"), ``run.lock`` (held by the process working
-in it) and, at the end, ``best_arch.txt`` with ``best_arch.cfg`` (the flags
-of its space). Besides the scalars, the events
-hold a drawing of the best architecture and a table of the ten best
+in it), ``finished/`` (children that finished before an earlier child of
+their batch, until they enter the history) and, at the end,
+``best_arch.txt`` with ``best_arch.cfg`` (the flags of its space). Besides
+the scalars, the events hold a drawing of the best architecture and a table of the ten best
 (``nas_tf/search/review.py``).
 
 Children are numbered from 1 wherever a person reads them (progress lines,
@@ -33,7 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nas_tf.search import child_dispatch
 from nas_tf.search import children
+from nas_tf.search import finished_children
 from nas_tf import distribute
 from nas_tf.utils import fileio
 from nas_tf.utils import run_lock
@@ -52,6 +55,9 @@ BEST_FILE = "best_arch.txt"
 BEST_SPACE_FILE = "best_arch.cfg"
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "search"
+# Children finished but not yet in the history (an earlier child of their
+# batch still trains); a killed run takes them from here.
+FINISHED_DIR = "finished"
 RELAUNCH_FILE = "flags.cfg"
 
 
@@ -117,10 +123,14 @@ class SearchRun:
     """One run of ``config`` in ``logdir``; ``run()`` finishes it."""
 
     def __init__(self, config, logdir, data=None, log=print,
-                 relaunch_flags=None):
+                 relaunch_flags=None, execution=None):
         """``relaunch_flags``: the command line's flags as a flagfile,
-        written as ``flags.cfg`` so the run can be relaunched with them."""
+        written as ``flags.cfg`` so the run can be relaunched with them.
+        ``execution``: where children train (``child_dispatch.Execution``;
+        default one at a time)."""
         search_config.check_search_config(config)
+        self.execution = execution or child_dispatch.Execution()
+        child_dispatch.check_execution(self.execution, config)
         self.config, self.logdir, self.log = config, logdir, log
         resuming = check_run_directory(logdir, config)
         # Data first: a run that cannot get its data leaves no directory.
@@ -152,6 +162,7 @@ class SearchRun:
                                          config.to_json())
         self.history = history_lib.History(os.path.join(logdir, HISTORY_FILE))
         self.history.load()
+        self._connection = child_dispatch.connect(self.execution)
         self.device_strategy = distribute.make_strategy(config.distribute)
         # The controller's initial weights come from the run's seed.
         keras.utils.set_random_seed(config.seed)
@@ -170,7 +181,9 @@ class SearchRun:
                         else "valid_ppl")
         self.review = search_review.SearchReview(
             self.history, self.writer, self.space_of, self._metric, log)
-        self._timed, self._seconds = 0, 0.0
+        self._trained, self._training_began = 0, None
+        self._finished = finished_children.FinishedChildren(
+            os.path.join(logdir, FINISHED_DIR))
 
     def _build(self) -> dict:
         """Creates what the strategy learns and returns it as checkpoint
@@ -178,6 +191,8 @@ class SearchRun:
         self.strategy = make_strategy(self.config)
         self.evaluator = children.ChildEvaluator(
             self.config, self.data, self.device_strategy, self.log)
+        self.dispatcher = child_dispatch.make_dispatcher(
+            self.execution, self.evaluator, self.data, self._connection)
         self.done = tf.Variable(0, dtype=tf.int64, trainable=False)
         return {"children": self.done, **self.strategy.checkpoint_items()}
 
@@ -204,16 +219,16 @@ class SearchRun:
         m = cfg.batch_size
         start = int(self.done)
         self.review.update_best()  # a resumed run's best, from its history
+        if self.dispatcher.name != "sequential":
+            self.log(f"children train on {self._where()}")
         while start < cfg.num_children:
             count = min(m, cfg.num_children - start)
             space = self.space_of(start)
             proposed = self.strategy.propose(
                 space, count, start // m, self.history.records[:start])
-            tokens, rewards = [], []
-            for i, values in enumerate(proposed):
-                record = self._child(space, start + i, values)
-                tokens.append(record["decision_values"])
-                rewards.append(record["reward"])
+            records = self._train_batch(space, start, proposed)
+            tokens = [r["decision_values"] for r in records]
+            rewards = [r["reward"] for r in records]
             stats = self.strategy.learn(space, tokens, rewards)
             self.done.assign(start + count)
             self.manager.save(checkpoint_number=start + count)
@@ -222,37 +237,85 @@ class SearchRun:
             start += count
         return self._finish()
 
-    def _child(self, space, index, values) -> dict:
-        if index < len(self.history):
-            record = self.history.records[index]
-            if tuple(record["decision_values"]) != tuple(values):
-                self.log(f"child {index + 1}: the resumed proposal differs "
-                         f"from the recorded one; keeping the recorded child")
-            return record
-        arch = space.from_tokens(values)
-        began = time.time()
-        outcome = self.evaluator.evaluate(space, arch, index)
-        seconds = time.time() - began
-        record = {"step": index, "child": index + 1,
-                  "tokens": space.format(arch),
-                  "decision_values": list(arch.tokens),
-                  "space": space.name, "space_params": space.params,
-                  "reward": outcome["reward"], "status": outcome["status"],
-                  "metrics": outcome["metrics"],
-                  "wall_time": round(seconds, 3)}
-        self.history.append(json_record(record))
-        self._timed += 1
-        self._seconds += seconds
-        self.review.write_rewards(record)
-        self._child_summaries(index, record)
-        self.review.update_best()
-        self._progress(index, record)
+    def _where(self) -> str:
+        if self.execution.cluster is not None:
+            workers = len(self.execution.cluster.cluster["worker"])
+            return f"the {workers} workers of the cluster (TF_CONFIG)"
+        groups = self.dispatcher.groups
+        return (f"{len(groups)} device groups at once: " +
+                "; ".join(", ".join(g) for g in groups))
+
+    def _train_batch(self, space, start, proposed) -> list:
+        """The records of the batch's children: those in the history as
+        they are, those finished but not yet in it (a parallel batch killed
+        before its earlier children finished) from ``finished/``, the rest
+        trained by the dispatcher. Each enters the history in child order,
+        as soon as every child before it is there."""
+        records, jobs = {}, []
+        for i, values in enumerate(proposed):
+            index = start + i
+            if index < len(self.history):
+                records[index] = self._recorded(index, values)
+                continue
+            arch = space.from_tokens(values)
+            finished = self._finished.get(index, list(arch.tokens))
+            if finished is not None:
+                records[index] = finished
+            else:
+                jobs.append(child_dispatch.Job(index, space, arch))
+        self._commit_ready(records)
+
+        def done(index, outcome, seconds):
+            job = next(j for j in jobs if j.index == index)
+            records[index] = self._record(job, outcome, seconds)
+            self._commit_ready(records)
+            if index >= len(self.history):  # an earlier child still trains
+                self._finished.put(records[index])
+
+        if jobs and self._training_began is None:
+            self._training_began = time.time()
+        self.dispatcher.run(jobs, done)
+        return [records[start + i] for i in range(len(proposed))]
+
+    def _recorded(self, index, values) -> dict:
+        record = self.history.records[index]
+        if tuple(record["decision_values"]) != tuple(values):
+            self.log(f"child {index + 1}: the resumed proposal differs "
+                     f"from the recorded one; keeping the recorded child")
         return record
+
+    def _record(self, job, outcome, seconds) -> dict:
+        space, arch = job.space, job.arch
+        self._trained += 1
+        return json_record({
+            "step": job.index, "child": job.index + 1,
+            "tokens": space.format(arch),
+            "decision_values": list(arch.tokens),
+            "space": space.name, "space_params": space.params,
+            "reward": outcome["reward"], "status": outcome["status"],
+            "metrics": outcome["metrics"], "wall_time": round(seconds, 3)})
+
+    def _commit_ready(self, records):
+        """Appends to the history every record that is next in child
+        order."""
+        while len(self.history) in records:
+            index = len(self.history)
+            record = records[index]
+            self.history.append(record)
+            self._finished.discard(index)
+            self.review.write_rewards(record)
+            self._child_summaries(index, record)
+            self.review.update_best()
+            if self._training_began is not None:
+                self._progress(index, record)
 
     # -- reporting ---------------------------------------------------------------
     def _progress(self, index, record):
         best = self.history.best()
-        per_child = self._seconds / self._timed
+        # Wall time per child trained by this process: with parallel
+        # children that is the batch's time shared by its children.
+        per_child = ((time.time() - self._training_began) /
+                     max(self._trained, 1))
         left = self.config.num_children - index - 1
         baseline = ""
         if self.config.strategy == "nasrl":
@@ -343,6 +406,15 @@ def run_class(config):
     return SearchRun
 
 
-def run_search(config, logdir, data=None, log=print) -> SearchResult:
-    """Runs (or resumes) the search ``config`` in ``logdir``."""
-    return run_class(config)(config, logdir, data, log).run()
+def run_search(config, logdir, data=None, log=print,
+               execution=None) -> SearchResult:
+    """Runs (or resumes) the search ``config`` in ``logdir``; ``execution``
+    (``child_dispatch.Execution``) spreads NAS-RL's, random search's and
+    evolution's children over device groups or a cluster."""
+    cls = run_class(config)
+    if cls is SearchRun:
+        return SearchRun(config, logdir, data, log,
+                         execution=execution).run()
+    if execution is not None:
+        child_dispatch.check_execution(execution, config)
+    return cls(config, logdir, data, log).run()

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import threading
 import time
 import warnings
 
@@ -30,22 +31,34 @@ class _NoRetracingWarning(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
+_quiet_lock = threading.Lock()
+_quiet = {"depth": 0, "warnings": None, "filter": None}
+
+
 @contextlib.contextmanager
 def _quiet_child_tracing():
-    """While a child trains: every child traces its own step functions by
+    """While children train: every child traces its own step functions by
     design, and TF's "retracing" warning counts them as if one function
     retraced, so it is filtered; so is tf.data's note about options read in
-    graph mode. Nothing stays filtered afterwards."""
-    logger = tf.get_logger()
-    retracing = _NoRetracingWarning()
-    logger.addFilter(retracing)
-    try:
-        with warnings.catch_warnings():
+    graph mode. Nothing stays filtered once the last child (children may
+    train in parallel threads) has finished."""
+    with _quiet_lock:
+        if _quiet["depth"] == 0:
+            _quiet["filter"] = _NoRetracingWarning()
+            tf.get_logger().addFilter(_quiet["filter"])
+            _quiet["warnings"] = warnings.catch_warnings()
+            _quiet["warnings"].__enter__()
             warnings.filterwarnings(
                 "ignore", message="To make it possible to preserve")
-            yield
+        _quiet["depth"] += 1
+    try:
+        yield
     finally:
-        logger.removeFilter(retracing)
+        with _quiet_lock:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                _quiet["warnings"].__exit__(None, None, None)
+                tf.get_logger().removeFilter(_quiet["filter"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,20 +160,32 @@ def train_child(model, data: images.ImageData, config: ChildTrainConfig,
         return _train_child(model, data, config, strategy, seed)
 
 
-def _train_child(model, data, config, strategy, seed) -> ChildResult:
-    began = time.time()
+def child_steps(model, config: ChildTrainConfig, strategy):
+    """The optimizer of a child and its two uncompiled steps: ``(batch,
+    step) -> (loss, hits)`` training on one global batch and ``(batch) ->
+    hits`` validating one (BatchNorm on batch statistics with
+    ``eval_batch_stats``). ``train_child`` loops over them in Python,
+    ``child_program`` inside one compiled program."""
     variables = model.trainable_variables
     with strategy.scope():
         optimizer = momentum_sgd.MomentumSgd(
             variables, config.learning_rate, momentum=config.momentum,
             nesterov=config.nesterov, weight_decay=config.weight_decay)
-    train_epoch = replica_loop.compile_train_epoch(
+    train_step = replica_loop.train_step_fn(
         strategy, model,
         lambda outputs, labels: replica_loop.cross_entropy(
             labels, replica_loop.logits_of(outputs), config.batch_size),
         variables, optimizer)
-    evaluate = replica_loop.compile_evaluate(strategy, model,
-                                             config.eval_batch_stats)
+    hits = replica_loop.replica_hits(strategy, model, config.eval_batch_stats)
+    return optimizer, train_step, hits
+
+
+def _train_child(model, data, config, strategy, seed) -> ChildResult:
+    began = time.time()
+    optimizer, train_step, hits = child_steps(model, config, strategy)
+    train_epoch = replica_loop.epoch_loop(tf.function(train_step))
+    evaluate = replica_loop.evaluation_loop(
+        tf.function(hits, reduce_retracing=True))
 
     def epoch_data(epoch):
         train = images.train_dataset(data, config.batch_size, seed, epoch,

@@ -25,12 +25,12 @@ def count_hits(logits, labels):
     return tf.reduce_sum(tf.cast(hits, tf.float32))
 
 
-def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
-                        before_step=None, arc_sampler=None,
-                        skip_unused=False):
-    """A function ``(dataset, first_step)`` training one epoch, one compiled
-    step per batch; returns the mean loss per batch and the training hits
-    (tensors: nothing waits for the device until they are read).
+def train_step_fn(strategy, model, loss_fn, variables, optimizer,
+                  before_step=None, arc_sampler=None, skip_unused=False):
+    """The training step ``(batch, step) -> (loss, hits)`` of one global
+    batch, in cross-replica context, not compiled: ``compile_train_epoch``
+    compiles it for a loop over a dataset, ``child_program`` calls it inside
+    a child's whole training.
 
     Args:
       strategy: The strategy the model and ``optimizer`` were built under.
@@ -68,7 +68,6 @@ def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
                 tf.convert_to_tensor(g), 0.0)), tf.float32) for g in grads]
         return loss, count_hits(logits_of(outputs), labels), grads, used
 
-    @tf.function
     def train_step(batch, step):
         if before_step is not None:
             before_step(step)
@@ -77,6 +76,26 @@ def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
         optimizer.apply(strategy, grads, used if skip_unused else None)
         return (strategy.reduce("SUM", loss, axis=None),
                 strategy.reduce("SUM", batch_hits, axis=None))
+
+    return train_step
+
+
+def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
+                        before_step=None, arc_sampler=None,
+                        skip_unused=False):
+    """A function ``(dataset, first_step)`` training one epoch, one compiled
+    step per batch; returns the mean loss per batch and the training hits
+    (tensors: nothing waits for the device until they are read). The
+    arguments are ``train_step_fn``'s.
+    """
+    return epoch_loop(tf.function(train_step_fn(
+        strategy, model, loss_fn, variables, optimizer, before_step,
+        arc_sampler, skip_unused)))
+
+
+def epoch_loop(train_step):
+    """``(dataset, first_step) -> (mean loss, hits)`` of one epoch over the
+    compiled ``train_step`` (``train_step_fn``'s, in a ``tf.function``)."""
 
     def train_epoch(dataset, first_step):
         # A Python loop over a compiled step. A ``for batch in dataset``
@@ -96,7 +115,7 @@ def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
     return train_epoch
 
 
-def _replica_hits(strategy, model, training: bool):
+def replica_hits(strategy, model, training: bool):
     """``(batch, *arc) -> correct predictions`` of one batch split over the
     replicas (call inside a ``tf.function``); ``arc`` is a supernet's
     architecture, if any."""
@@ -118,12 +137,17 @@ def compile_evaluate(strategy, model, batch_stats: bool = False):
     """A function ``(dataset)`` returning the number of correct predictions
     (a tensor); ``batch_stats`` runs BatchNorm on batch statistics."""
     # The last batch may be smaller.
-    batch_hits = tf.function(_replica_hits(strategy, model, batch_stats),
-                             reduce_retracing=True)
+    return evaluation_loop(tf.function(
+        replica_hits(strategy, model, batch_stats), reduce_retracing=True))
+
+
+def evaluation_loop(batch_hits):
+    """``(dataset) -> correct predictions`` over the compiled
+    ``batch_hits`` (``replica_hits``'s, in a ``tf.function``)."""
 
     def evaluate(dataset):
         hits = tf.constant(0.0)
-        for batch in dataset:  # outside tf.function: see compile_train_epoch
+        for batch in dataset:  # outside tf.function: see epoch_loop
             hits += batch_hits(batch)
         return hits
 
@@ -146,7 +170,7 @@ def compile_arc_hits(strategy, model, training: bool):
     """A ``tf.function(images, labels, arc)`` returning the correct
     predictions of supernet ``model`` with architecture ``arc`` on one
     batch, split over the replicas; ``training`` as the model takes it."""
-    batch_hits = _replica_hits(strategy, model, training)
+    batch_hits = replica_hits(strategy, model, training)
 
     @tf.function
     def hits(images, labels, arc):

@@ -1,0 +1,96 @@
+"""A search across the machines of a TensorFlow cluster, described by
+``TF_CONFIG``.
+
+Every task runs the same command with its own ``TF_CONFIG``: the chief is
+the coordinator and runs the search (controller, baseline, history,
+checkpoints, TensorBoard: every decision happens there); worker and
+parameter-server tasks start a TensorFlow server (``serve``) and wait. The
+chief farms each child out as a closure with
+``tf.distribute.coordinator.ClusterCoordinator`` over a
+``ParameterServerStrategy`` (``child_dispatch.Cluster``).
+
+What survives what (the guarantees of ``ClusterCoordinator``): a lost
+worker's closures run again on the other workers, and a worker that comes
+back rejoins; a lost parameter server or chief stops the search, and
+relaunching the chief with the same command resumes from its last
+checkpoint, keeping every finished child.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+ROLES = ("chief", "worker", "ps")
+# gRPC must report a lost task to the caller at once instead of retrying
+# the connection: ClusterCoordinator's failure handling relies on it
+# (TF's parameter server training guide). Set before TensorFlow starts.
+FAIL_FAST = ("GRPC_FAIL_FAST", "use_caller")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """This process's task in the cluster of ``TF_CONFIG``."""
+
+    role: str
+    index: int
+    cluster: dict
+
+    @property
+    def is_chief(self) -> bool:
+        return self.role == "chief"
+
+
+def task_from_env(environ=os.environ) -> Optional[Task]:
+    """The task ``TF_CONFIG`` names, or None without ``TF_CONFIG``; raises
+    ValueError for a cluster a search cannot run on."""
+    text = environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        role, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"TF_CONFIG={text!r} is not a cluster description ({err}); it "
+            'must be JSON like {"cluster": {"chief": [...], "worker": [...], '
+            '"ps": [...]}, "task": {"type": "worker", "index": 0}}') from None
+    counts = {name: len(cluster.get(name, ())) for name in ROLES}
+    unknown = sorted(set(cluster) - set(ROLES))
+    problems = []
+    if unknown:
+        problems.append(f"jobs {unknown} are not used (allowed: "
+                        f"{', '.join(ROLES)})")
+    if counts["chief"] != 1:
+        problems.append(f"{counts['chief']} chief tasks; a search needs "
+                        "exactly 1 (the coordinator)")
+    if counts["worker"] < 1 or counts["ps"] < 1:
+        problems.append(f"{counts['worker']} worker and {counts['ps']} ps "
+                        "tasks; a search needs at least 1 of each")
+    if role not in ROLES or not 0 <= index < counts.get(role, 0):
+        problems.append(f"this task, {role}:{index}, is not in the cluster")
+    if problems:
+        raise ValueError(f"TF_CONFIG: {'; '.join(problems)}")
+    return Task(role, index, cluster)
+
+
+def serve(task: Task) -> None:
+    """Runs this worker or parameter server until the process is killed."""
+    os.environ.setdefault(*FAIL_FAST)
+    server = tf.distribute.Server(
+        tf.train.ClusterSpec(task.cluster), job_name=task.role,
+        task_index=task.index, protocol="grpc", start=True)
+    server.join()
+
+
+def coordinator(task: Task):
+    """The chief's ``(ParameterServerStrategy, ClusterCoordinator)``."""
+    os.environ.setdefault(*FAIL_FAST)
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(task.cluster), task_type="chief", task_id=0,
+        rpc_layer="grpc")
+    strategy = tf.distribute.experimental.ParameterServerStrategy(resolver)
+    return strategy, tf.distribute.coordinator.ClusterCoordinator(strategy)
