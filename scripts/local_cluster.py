@@ -43,10 +43,11 @@ flags.DEFINE_string("task_logs", None, "Directory for the worker and "
 
 SEARCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "search.py")
 HISTORY = "history.jsonl"  # nas_tf.search.run.HISTORY_FILE
-# What the chief's TensorFlow logs, several lines a time, whenever it drops
-# a function while a worker is down (it cannot remove it there): hidden
-# and counted.
+# What the chief's TensorFlow logs, several lines a time, whenever it makes
+# or drops a function while a worker is down (it cannot register or remove
+# it there): hidden and counted.
 _LOST_WORKER_NOISE = ("Failed to remove function remotely",
+                      "Failed to register function remotely",
                       "Additional GRPC error information from remote target",
                       "Error received from peer",
                       "This could happen if the remote target has been")
@@ -183,7 +184,8 @@ def main(argv):
     copying.join(timeout=5)
     if hidden[0]:
         print(f"({hidden[0]} lines of the chief's TensorFlow log about "
-              "functions it could not remove from the lost worker hidden)",
+              "functions it could not register on or remove from the lost "
+              "worker hidden)",
               flush=True)
     return chief.returncode
 
