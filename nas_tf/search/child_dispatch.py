@@ -146,6 +146,7 @@ class Cluster:
                 futures[pool.submit(self._fetch, built, program, value,
                                     time.time())] = job
             _drain(futures, done)
+        futures.clear()  # the batch's models and programs, before clearing
         keras.backend.clear_session(free_memory=True)
 
     def _fetch(self, built, program, value, began):
