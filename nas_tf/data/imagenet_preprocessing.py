@@ -151,24 +151,20 @@ def _gray(pixels):
 
 
 def _blend(degenerate, pixels, factor):
-    """PIL ``ImageEnhance``: degenerate + factor (image - degenerate), as
-    uint8 values."""
+    """PIL ``ImageEnhance`` (``Image.blend``): degenerate + factor (image -
+    degenerate), clipped and truncated to uint8 values as PIL stores
+    them."""
     out = degenerate + factor * (pixels - degenerate)
-    return tf.clip_by_value(tf.round(out), 0.0, 255.0)
+    return tf.floor(tf.clip_by_value(out, 0.0, 255.0))
 
 
-def _color_jitter(pixels, seed):
-    """torchvision 0.2.0 ColorJitter(0.4, 0.4, 0.4, 0.2) on uint8 values:
-    brightness, contrast and saturation factors uniform in [0.6, 1.4], a hue
-    shift uniform in [-0.2, 0.2] of the colour circle, the four applied in a
-    random order."""
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    low, high = max(0.0, 1.0 - DARTS_JITTER), 1.0 + DARTS_JITTER
-    draws = tf.random.stateless_uniform([4], seeds[0])
-    factors = low + (high - low) * draws[:3]
-    brightness, contrast, saturation = factors[0], factors[1], factors[2]
-    hue = -DARTS_HUE + 2 * DARTS_HUE * draws[3]
-    order = tf.argsort(tf.random.stateless_uniform([4], seeds[1]))
+def color_jitter(pixels, brightness, contrast, saturation, hue, order):
+    """torchvision 0.2.0's ColorJitter transforms on uint8-valued float32
+    pixels, as PIL computes them: brightness, contrast (against the mean
+    luma) and saturation (against the luma) blend with factors, hue turns
+    the colour circle by ``hue`` of a turn; applied in ``order`` (a
+    permutation of 0..3 naming them in that order), each rounded to uint8
+    values."""
 
     def adjust_brightness(x):
         return _blend(tf.zeros_like(x), x, brightness)
@@ -192,6 +188,20 @@ def _color_jitter(pixels, seed):
     return pixels
 
 
+def _random_color_jitter(pixels, seed):
+    """ColorJitter(0.4, 0.4, 0.4, 0.2): brightness, contrast and saturation
+    factors uniform in [0.6, 1.4], a hue turn uniform in [-0.2, 0.2], in a
+    uniformly random order (torchvision shuffles its transforms)."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    low, high = max(0.0, 1.0 - DARTS_JITTER), 1.0 + DARTS_JITTER
+    draws = tf.random.stateless_uniform([4], seeds[0])
+    factors = low + (high - low) * draws[:3]
+    hue = -DARTS_HUE + 2 * DARTS_HUE * draws[3]
+    order = tf.argsort(tf.random.stateless_uniform([4], seeds[1]))
+    return color_jitter(pixels, factors[0], factors[1], factors[2], hue,
+                        order)
+
+
 def _darts_train_pixels(image, seed, size):
     seeds = tf.random.experimental.stateless_split(seed, 3)
     shape = tf.shape(image)
@@ -201,7 +211,7 @@ def _darts_train_pixels(image, seed, size):
     pixels = _pil_resize(crop, size, size)
     flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
     pixels = tf.cond(flip, lambda: pixels[:, ::-1], lambda: pixels)
-    pixels = _color_jitter(pixels, seeds[2])
+    pixels = _random_color_jitter(pixels, seeds[2])
     pixels.set_shape([size, size, 3])
     return pixels / 255.0  # ToTensor
 
