@@ -468,7 +468,8 @@ def check_data_fits_model(dataset: str) -> None:
             "num_classes": classes}
     wrong = [f"--{name}={FLAGS[name].value} (it has {value})"
              for name, value in data.items()
-             if value is not None and FLAGS[name].value not in (None, value)]
+             if value is not None
+             and FLAGS[name].value not in (None, value)]
     if wrong:
         raise ValueError(f"dataset {dataset!r} does not fit "
                          f"{', '.join(wrong)}; leave these flags unset to "

@@ -5,7 +5,7 @@ geometry, and PIL's colour arithmetic (torchvision 0.2.0 runs on PIL)."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
+from PIL import Image  # Pillow comes with matplotlib.
 from PIL import ImageEnhance
 
 from nas_tf.data import imagenet_preprocessing as ip

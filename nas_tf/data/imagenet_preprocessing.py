@@ -21,6 +21,11 @@ size, 3] network inputs. Every random draw of ``train_image`` comes from
 same image. ``normalization(kind)`` is the per-channel ``(mean, std)`` the
 inputs are normalised with after scaling pixels to [0, 1]: an export that
 does the same to raw pixels serves what the network was trained on.
+
+Where TensorFlow stands in for PIL: brightness, contrast and saturation
+give PIL's uint8 values exactly; TensorFlow's antialiased bilinear resize
+is within one level of PIL's; the hue turns continuously where PIL rounds
+hue to 256 steps (about one level apart on average).
 """
 
 import tensorflow as tf
@@ -121,7 +126,8 @@ def random_resized_crop_window(height, width, seed):
     seeds = tf.random.experimental.stateless_split(seed, 5)
     n = DARTS_CROP_ATTEMPTS
     h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    area = tf.random.stateless_uniform([n], seeds[0], *DARTS_CROP_SCALE) * h * w
+    area = h * w * tf.random.stateless_uniform([n], seeds[0],
+                                               *DARTS_CROP_SCALE)
     ratio = tf.random.stateless_uniform([n], seeds[1], *DARTS_CROP_RATIO)
     crop_w = tf.round(tf.sqrt(area * ratio))
     crop_h = tf.round(tf.sqrt(area / ratio))

@@ -315,9 +315,9 @@ def _image_features(builder, fixed_size: bool = True) -> tuple:
     if fixed_size and (height is None or height != width):
         raise ValueError(
             f"dataset {builder.name!r} has images of shape {image.shape}; "
-            "searches read datasets of square images of one fixed size "
-            "into memory, so they cannot use this one (train.py streams "
-            "it: nas_tf.data.streaming_images)")
+            "only datasets of square images of one fixed size are read "
+            "into memory (searches, classify.py), and this one is "
+            "streamed, which only train.py does")
     return image, label
 
 
