@@ -210,7 +210,7 @@ def test_darts_imagenet_preset_trains_and_exports_what_it_trained_on(
     served = tf.saved_model.load(str(tmp_path / "export"))
     image = tf.constant(np.random.default_rng(0).integers(
         0, 256, (45, 70, 3)), tf.uint8)
-    pixels = imagenet_preprocessing.darts_eval_crop(image, 32)
+    pixels = imagenet_preprocessing.eval_pixels(image, "darts", 32)
     probabilities = served.signatures["serving_default"](
         images=pixels[None])["probabilities"]
     model = spec.build_model()

@@ -16,7 +16,8 @@ Two recipes, by name:
 
 ``train_image(image, seed, kind, size)`` and ``eval_image(image, kind,
 size)`` take a uint8 [H, W, 3] image of any size and return float32 [size,
-size, 3] network inputs. Every random draw of ``train_image`` comes from
+size, 3] network inputs; ``eval_pixels`` is the evaluation crop before
+normalisation, as pixels 0..255. Every random draw of ``train_image`` comes from
 ``seed`` (an int64 pair) through stateless ops, so the same seed gives the
 same image. ``normalization(kind)`` is the per-channel ``(mean, std)`` the
 inputs are normalised with after scaling pixels to [0, 1]: an export that
@@ -95,14 +96,18 @@ def train_image(image, seed, kind: str, size: int):
     return _normalize(pixels, kind)
 
 
-def eval_image(image, kind: str, size: int):
-    """An evaluation input [size, size, 3] float32 of uint8 ``image``."""
+def eval_pixels(image, kind: str, size: int):
+    """The evaluation crop of uint8 ``image`` as float32 pixels 0..255
+    [size, size, 3]: what an exported model takes."""
     check_kind(kind)
     if kind == "darts":
-        pixels = tf.cast(darts_eval_crop(image, size), tf.float32) / 255.0
-    else:
-        pixels = inception_eval_crop(image, size)
-    return _normalize(pixels, kind)
+        return darts_eval_crop(image, size)
+    return inception_eval_crop(image, size) * 255.0
+
+
+def eval_image(image, kind: str, size: int):
+    """An evaluation input [size, size, 3] float32 of uint8 ``image``."""
+    return _normalize(eval_pixels(image, kind, size) / 255.0, kind)
 
 
 # -- DARTS (torchvision 0.2.0 on PIL images) ---------------------------------
