@@ -191,7 +191,7 @@ def test_darts_imagenet_preset_trains_and_exports_what_it_trained_on(
         tmp_path, manual_dir):
     logdir = tmp_path / "darts"
     spec = _train_preset("darts_imagenet_final", "DARTS_V2", logdir,
-                         manual_dir, "--num_cells=3")
+                         manual_dir, "--num_cells=2")
     assert spec.preprocessing == "darts"
     mean, std = imagenet_preprocessing.normalization("darts")
     assert spec.normalization == {"mean": [float(np.float32(v)) for v in mean],
