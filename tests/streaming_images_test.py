@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from conftest import ROOT
+from conftest import run_script
 from conftest import script_env
 from nas_tf import config as config_lib
 from nas_tf import spaces
@@ -22,6 +23,7 @@ from nas_tf.data import imagenet_preprocessing
 from nas_tf.data import streaming_images
 from nas_tf.training import final_training
 from nas_tf.training import image_trainer
+from nas_tf.training import streaming_trainer
 from nas_tf.training import trained_run
 
 pytestmark = pytest.mark.usefixtures("no_network")
@@ -111,7 +113,6 @@ def test_bad_stream_arguments_are_named(manual_dir):
         with pytest.raises(ValueError, match="batch_size=11; allowed: 1..10"):
             data.train_dataset(11, seed=0)
     with pytest.raises(ValueError, match="cutout=16: streamed"):
-        from nas_tf.training import streaming_trainer
         streaming_trainer.StreamingImageTrainer(
             None, data, image_trainer.ImageTrainConfig(cutout=16), None, "")
 
@@ -246,3 +247,15 @@ def test_imagenet_presets_name_their_preprocessing_and_size(preset, size,
     assert "--dataset=imagenet2012" in flags
     assert f"--image_size={size}" in flags
     assert f"--imagenet_preprocessing={kind}" in flags
+
+
+@pytest.mark.slow
+def test_streamed_data_needs_the_networks_input_size(tmp_path):
+    code, _, err = run_script("train.py", "--dataset=imagenet2012",
+                              "--arch=DARTS_V2", f"--logdir={tmp_path}/a")
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "train.py: error: dataset 'imagenet2012' has images of many sizes "
+        "and is streamed at the network's input size: set --image_size "
+        "(224: DARTS and NASNet Mobile, 331: NASNet Large)")
+    assert not (tmp_path / "a").exists()
