@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 import tensorflow as tf
 
@@ -49,6 +50,9 @@ class ExportResult:
       signatures: Signature name -> one line on its inputs and outputs.
       kind: ``image`` (a classifier) or ``text`` (a language model).
       dataset: The dataset the model was trained on.
+      preprocessing: For a model trained on streamed images (ImageNet),
+        ``darts`` or ``inception``: clients send the pixels of that
+        preprocessing's evaluation crop (``imagenet_preprocessing``).
     """
 
     export_dir: str
@@ -58,6 +62,7 @@ class ExportResult:
     signatures: dict
     kind: str
     dataset: str
+    preprocessing: Optional[str] = None
 
 
 def export_trained_model(logdir: str, export_dir: str,
@@ -100,7 +105,8 @@ def export_trained_model(logdir: str, export_dir: str,
         architecture=module.architecture.numpy().decode(),
         signatures={name: _describe_signature(fn)
                     for name, fn in signatures.items()},
-        kind=spec.kind, dataset=spec.dataset)
+        kind=spec.kind, dataset=spec.dataset,
+        preprocessing=spec.preprocessing)
 
 
 def weights_missing_from_checkpoints(model) -> list:

@@ -446,7 +446,11 @@ def define_data_flags():
                         "TFDS's own, $TFDS_DATA_DIR or ~/tensorflow_datasets).")
     flags.DEFINE_string("manual_dir", None,
                         "PTB offline: a directory holding ptb.train.txt, "
-                        "ptb.valid.txt and ptb.test.txt.")
+                        "ptb.valid.txt and ptb.test.txt. imagenet2012 "
+                        "(train.py): the directory holding "
+                        "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar, "
+                        "prepared into --data_dir on first use (default: "
+                        "<data_dir>/downloads/manual).")
 
 
 def check_data_fits_model(dataset: str) -> None:
@@ -455,17 +459,31 @@ def check_data_fits_model(dataset: str) -> None:
     ``dataset``, whose own values are used where they are left unset."""
     from nas_tf.data import datasets
     size, channels, classes = datasets.image_dataset_spec(dataset)
+    if size is None and FLAGS["image_size"].value is None:
+        raise ValueError(
+            f"dataset {dataset!r} has images of many sizes and is streamed "
+            "at the network's input size: set --image_size (224: DARTS and "
+            "NASNet Mobile, 331: NASNet Large)")
     data = {"image_size": size, "image_channels": channels,
             "num_classes": classes}
     wrong = [f"--{name}={FLAGS[name].value} (it has {value})"
              for name, value in data.items()
-             if FLAGS[name].value not in (None, value)]
+             if value is not None
+             and FLAGS[name].value not in (None, value)]
     if wrong:
         raise ValueError(f"dataset {dataset!r} does not fit "
                          f"{', '.join(wrong)}; leave these flags unset to "
                          "take the dataset's")
 
 
+flags.DEFINE_enum(
+    "imagenet_preprocessing", None, ["darts", "inception"],
+    "Preprocessing of streamed datasets (imagenet2012) in train.py: darts "
+    "(DARTS's train_imagenet.py: random resized crop, flip, colour jitter; "
+    "resize 256, centre crop 224) or inception (slim's "
+    "inception_preprocessing for NASNet: distorted bounding-box crop, flip, "
+    "brightness and saturation; central 0.875 crop). Unset: inception for "
+    "the nasnet space, darts otherwise. Data read into memory ignores it.")
 flags.DEFINE_boolean(
     "deterministic", False, "Turn on TensorFlow's op determinism (exact "
     "reruns and resumes on GPUs too; on CPU runs are exact without it).")
@@ -489,6 +507,7 @@ def key_flags(recipes: str = "") -> list:
         names += [f.name for f in dataclasses.fields(config_lib.LmTrainConfig)]
     if recipes == "final":
         names += _image_train_defaults()
+        names.append("imagenet_preprocessing")
     if recipes == "search":
         from nas_tf.training import child_trainer
         names += [f.name for f in dataclasses.fields(

@@ -48,7 +48,11 @@ def main(argv):
     print(f"space: {result.space}")
     print(f"architecture: {result.architecture}")
     print(f"load it with: tf.saved_model.load({result.export_dir!r})")
-    if result.kind == "image":
+    if result.preprocessing:
+        print("its inputs: each image's evaluation crop as pixels 0..255, "
+              "nas_tf.data.imagenet_preprocessing.eval_pixels(image, "
+              f"{result.preprocessing!r}, size)")
+    elif result.kind == "image":
         print("classify test images with it:")
         print("  " + command_line.command(
             "classify", f"--export_dir={result.export_dir}",

@@ -7,7 +7,10 @@ resumes it.
       --arch_file=runs/quickstart/best_arch.txt --logdir=runs/quickstart/final
 
 Image models train on the final split (training and validation images
-together) and are tested on the test split; language models train with the
+together) and are tested on the test split; ImageNet (--dataset=imagenet2012
+with --data_dir and --manual_dir) is streamed, preprocessed as
+--imagenet_preprocessing says, and tested on its validation split; language
+models train with the
 LM recipe and report validation and test perplexity. The run directory gets
 flags.cfg, train_config.json, checkpoints/ (every epoch), TensorBoard
 events (scalars, hparams, the architecture drawn) and, once finished,
@@ -79,7 +82,8 @@ def request_from_flags() -> final_training.TrainingRequest:
         recipe=(common_flags.lm_train_config_from_flags(
             final_training.LM_RECIPE) if recurrent
             else common_flags.image_train_config_from_flags()),
-        preset=command_line.preset_name(), distribute=FLAGS.distribute)
+        preset=command_line.preset_name(), distribute=FLAGS.distribute,
+        imagenet_preprocessing=FLAGS.imagenet_preprocessing or "")
 
 
 def main(argv):

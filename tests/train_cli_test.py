@@ -85,10 +85,13 @@ def test_bad_train_flags_fail_at_once(tmp_path):
     assert err.splitlines() == [f"train.py: error: --arch_file={tmp_path}/"
                                 "missing.txt: No such file or directory"]
     assert code == 2
-    # A preset for a dataset that cannot be trained on stops at once.
+    # A preset whose dataset is not prepared stops at once, saying how to
+    # provide it.
     code, _, err = run_script("train.py", "--preset=darts_imagenet_final",
-                              "--arch=DARTS_V2", f"--logdir={tmp_path}/f")
-    assert code == 2 and "'imagenet2012'" in err and "cannot train" in err
+                              "--arch=DARTS_V2", f"--data_dir={tmp_path}/t",
+                              f"--logdir={tmp_path}/f")
+    assert code == 2 and "'imagenet2012' is not prepared" in err
+    assert "ILSVRC2012_img_train.tar" in err and "Traceback" not in err
     code, _, err = run_script("train.py", "--preset=darts_cifar10_final",
                               "--dataset=dominoes", "--arch=DARTS_V2",
                               f"--logdir={tmp_path}/g")

@@ -5,7 +5,8 @@ Generated datasets are made offline from a seed (``dominoes`` and
 ``dominoes_near`` images, ``synthetic_text``); ``ptb`` is the Penn
 Treebank builder of ``nas_tf.data.ptb``; any other name is a
 tensorflow_datasets image classification dataset (``cifar10``, ``mnist``,
-...). The data modules do
+...): read into memory when its images are square of one size, else
+streamed (``imagenet2012``; ``is_streamed``). The data modules do
 not know each other: each reads what it needs from here.
 """
 
@@ -30,13 +31,32 @@ def _unknown(error: ValueError) -> ValueError:
                       f"{', '.join(GENERATED)}")
 
 
-def image_dataset_spec(name: str) -> tuple[int, int, int]:
+def is_streamed(name: str) -> bool:
+    """Whether image dataset ``name`` is streamed from TFDS
+    (``streaming_images``) rather than read into memory: a TFDS dataset
+    whose images are not square of one fixed size, such as
+    ``imagenet2012``. Reads only its description."""
+    if name in _OWN:
+        return False
+    from nas_tf.data import images
+    from nas_tf.data import streaming_images
+    try:
+        return streaming_images.is_streamed(name)
+    except images.UnknownDataset as e:
+        raise _unknown(e) from None
+
+
+def image_dataset_spec(name: str) -> tuple[Optional[int], int, int]:
     """(image_size, image_channels, num_classes) of an image dataset, read
-    from its description: nothing is downloaded or generated."""
+    from its description: nothing is downloaded or generated. A streamed
+    dataset's image_size is None: the network's input size decides it."""
     if name in _DOMINOES:
         from nas_tf.data import dominoes
         return dominoes.spec()
     from nas_tf.data import images
+    if is_streamed(name):
+        from nas_tf.data import streaming_images
+        return streaming_images.stream_spec(name)
     try:
         return images.tfds_image_spec(name)
     except images.UnknownDataset as e:

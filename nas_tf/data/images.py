@@ -298,8 +298,9 @@ def _builder(name: str, data_dir: Optional[str]):
             "'cifar10' or 'mnist'") from None
 
 
-def _image_features(builder) -> tuple:
-    """(image feature, label feature), or ValueError naming the features."""
+def _image_features(builder, fixed_size: bool = True) -> tuple:
+    """(image feature, label feature), or ValueError naming the features;
+    with ``fixed_size`` also when the images are not square of one size."""
     features = builder.info.features
     names = sorted(features.keys()) if hasattr(features, "keys") else []
     image, label = (features[k] if k in names else None
@@ -311,12 +312,12 @@ def _image_features(builder) -> tuple:
             f"dataset: it needs an 'image' Image feature and a 'label' "
             f"ClassLabel feature; its features are {', '.join(names)}")
     height, width, channels = image.shape
-    if height is None or height != width:
+    if fixed_size and (height is None or height != width):
         raise ValueError(
             f"dataset {builder.name!r} has images of shape {image.shape}; "
-            "training reads datasets of square images of one fixed size "
-            "into memory, so it cannot train on this one yet (streaming "
-            "datasets such as ImageNet are not supported)")
+            "only datasets of square images of one fixed size are read "
+            "into memory (searches, classify.py), and this one is "
+            "streamed, which only train.py does")
     return image, label
 
 

@@ -18,8 +18,10 @@ from nas_tf import distribute
 from nas_tf import drawing
 from nas_tf.training import trained_run
 from nas_tf.data import datasets
+from nas_tf.data import streaming_images
 from nas_tf.training import image_trainer
 from nas_tf.training import lm_trainer
+from nas_tf.training import streaming_trainer
 from nas_tf.utils import fileio
 from nas_tf.utils import run_lock
 
@@ -42,6 +44,12 @@ class TrainingRequest:
       recipe: ``ImageTrainConfig`` or ``LmTrainConfig``.
       preset: The preset's name, for the record.
       distribute: Strategy kind for image models (``distribute.KINDS``).
+      manual_dir: PTB's text files; for a streamed dataset (ImageNet) the
+        manually downloaded archives it is prepared from.
+      imagenet_preprocessing: Streamed datasets: ``darts`` or
+        ``inception`` (``imagenet_preprocessing``); empty: the space's
+        original's (``streaming_images.default_preprocessing``). Data read
+        into memory ignores it.
     """
 
     space: object
@@ -53,6 +61,7 @@ class TrainingRequest:
     preset: str = ""
     distribute: str = "auto"
     manual_dir: Optional[str] = None
+    imagenet_preprocessing: str = ""
 
     @property
     def kind(self) -> str:
@@ -60,7 +69,7 @@ class TrainingRequest:
                 else trained_run.IMAGE)
 
 
-def _spec(request, model_config, normalization=None):
+def _spec(request, model_config, normalization=None, preprocessing=None):
     return trained_run.TrainedModelSpec(
         kind=request.kind, space=request.space.name,
         space_params=dict(request.space.params),
@@ -68,6 +77,7 @@ def _spec(request, model_config, normalization=None):
         model=model_config.to_dict(), dataset=request.dataset,
         seed=getattr(request.recipe, "seed", 0),
         normalization=normalization, preset=request.preset,
+        preprocessing=preprocessing,
         recipe=json.loads(json.dumps(dataclasses.asdict(request.recipe),
                                      default=list)))
 
@@ -87,6 +97,30 @@ def _comparable(spec_json: str) -> dict:
     return record
 
 
+def _preprocessing(request) -> Optional[str]:
+    """The ImageNet preprocessing of a streamed dataset, else None."""
+    if (request.kind != trained_run.IMAGE
+            or not datasets.is_streamed(request.dataset)):
+        return None
+    return (request.imagenet_preprocessing or
+            streaming_images.default_preprocessing(request.space.name))
+
+
+def _image_data(request):
+    """(data, its trainer class, its train and test example counts)."""
+    preprocessing = _preprocessing(request)
+    if preprocessing is None:
+        data = datasets.load_dataset(request.dataset, request.data_dir,
+                                     request.recipe.seed, final=True)
+        return (data, image_trainer.ImageTrainer, len(data.train_labels),
+                len(data.test_labels))
+    data = streaming_images.open_tfds_stream(
+        request.dataset, request.model.image_size, preprocessing,
+        data_dir=request.data_dir, manual_dir=request.manual_dir)
+    return (data, streaming_trainer.StreamingImageTrainer,
+            data.num_train_examples, data.num_eval_examples)
+
+
 def _started(logdir: str) -> bool:
     """The run in ``logdir`` has its spec and at least one checkpoint."""
     return (os.path.exists(os.path.join(logdir, trained_run.TRAIN_CONFIG))
@@ -101,7 +135,8 @@ def check_logdir(logdir: str, request: TrainingRequest) -> None:
     if not _started(logdir):
         return
     before = _comparable(trained_run.read_spec(logdir).to_json())
-    now = _comparable(_spec(request, request.model).to_json())
+    now = _comparable(_spec(request, request.model,
+                            preprocessing=_preprocessing(request)).to_json())
     changed = sorted(k for k in now if before.get(k) != now.get(k))
     if changed:
         raise ValueError(
@@ -212,8 +247,7 @@ def _train(request, logdir, log) -> dict:
         record = {"valid_ppl": result.valid_ppl, "test_ppl": result.test_ppl,
                   "epochs": result.epochs}
     else:
-        data = datasets.load_dataset(request.dataset, request.data_dir,
-                                     request.recipe.seed, final=True)
+        data, trainer, train_count, test_count = _image_data(request)
         model_config = dataclasses.replace(
             request.model, num_classes=data.num_classes,
             image_size=data.image_size, image_channels=data.image_channels)
@@ -223,15 +257,16 @@ def _train(request, logdir, log) -> dict:
                                          model_config)
         spec = _write_spec(logdir, _spec(request, model_config, normalization={
             "mean": [float(v) for v in data.mean],
-            "std": [float(v) for v in data.std]}))
+            "std": [float(v) for v in data.std]},
+            preprocessing=getattr(data, "preprocessing", None)))
         params = _log_start(logdir, spec, model, request, log)
         log(f"training {spec.space} {spec.architecture} ({params:,} "
-            f"parameters) on {data.name}: {len(data.train_labels)} train, "
-            f"{len(data.test_labels)} test images, "
+            f"parameters) on {data.name}: {train_count} train, "
+            f"{test_count} test images, "
             f"{type(strategy).__name__} with "
             f"{strategy.num_replicas_in_sync} replica(s)")
-        record = image_trainer.ImageTrainer(
-            model, data, request.recipe, strategy, logdir, log).run()
+        record = trainer(model, data, request.recipe, strategy, logdir,
+                         log).run()
     record.update(params=params, architecture=spec.architecture,
                   space=spec.space, preset=spec.preset)
     trained_run.write_result(logdir, record)

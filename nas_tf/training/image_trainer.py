@@ -185,7 +185,7 @@ class ImageTrainer:
                 nesterov=config.nesterov, weight_decay=config.weight_decay,
                 clip_norm=config.grad_clip)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.steps = steps_per_epoch(data, config)
+        self.steps = self._steps_per_epoch()
         self._train_epoch = replica_loop.compile_train_epoch(
             strategy, model, loss_fn(config), variables, self.optimizer,
             self._step_ramp())
@@ -197,6 +197,22 @@ class ImageTrainer:
             self.checkpoint, os.path.join(logdir, trained_run.CHECKPOINTS),
             max_to_keep=2)
         self.writer = tf.summary.create_file_writer(logdir)
+
+    # The data's three uses; StreamingImageTrainer streams instead.
+    def _steps_per_epoch(self) -> int:
+        return steps_per_epoch(self.data, self.config)
+
+    def _train_batches(self, epoch: int) -> tf.data.Dataset:
+        cfg = self.config
+        return images.train_dataset(self.data, cfg.batch_size, cfg.seed,
+                                    epoch, augment=cfg.augment,
+                                    cutout=cfg.cutout,
+                                    cutout_anchor=cfg.cutout_anchor)
+
+    def _test_batches(self) -> tuple[tf.data.Dataset, int]:
+        """The test batches and how many images they hold."""
+        return (images.eval_dataset(self.data, "test", self.config.batch_size),
+                len(self.data.test_labels))
 
     def _has_drop_path(self) -> bool:
         return hasattr(self.model, "set_drop_path_progress")
@@ -212,8 +228,8 @@ class ImageTrainer:
         return int(self.epoch.numpy())
 
     def test_accuracy(self) -> float:
-        test = images.eval_dataset(self.data, "test", self.config.batch_size)
-        return float(self._evaluate(test)) / len(self.data.test_labels)
+        test, count = self._test_batches()
+        return float(self._evaluate(test)) / count
 
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.config
@@ -221,10 +237,7 @@ class ImageTrainer:
         self.optimizer.learning_rate.assign(lr)
         if cfg.drop_path_ramp == "epoch" and self._has_drop_path():
             self.model.set_drop_path_progress(epoch / cfg.epochs)
-        dataset = images.train_dataset(self.data, cfg.batch_size, cfg.seed,
-                                       epoch, augment=cfg.augment,
-                                       cutout=cfg.cutout,
-                                       cutout_anchor=cfg.cutout_anchor)
+        dataset = self._train_batches(epoch)
         if cfg.steps_per_epoch:
             dataset = dataset.take(cfg.steps_per_epoch)
         loss, hits = self._train_epoch(

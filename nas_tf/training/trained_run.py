@@ -42,9 +42,15 @@ class TrainedModelSpec:
       model: ``ChildConfig`` or ``LmConfig`` fields.
       dataset: The dataset trained on.
       seed: The run's seed (weight initialisation of language models).
-      normalization: Image models: per-channel ``mean`` and ``std`` of the
-        training images after scaling pixels to [0, 1]; inputs are
-        normalised with them.
+      normalization: Image models: per-channel ``mean`` and ``std`` that
+        inputs are normalised with after scaling pixels to [0, 1]: the
+        training images' own, or for streamed data the preprocessing's
+        (ImageNet's for ``darts``, 0.5 and 0.5, i.e. [-1, 1], for
+        ``inception``).
+      preprocessing: Image models trained on streamed data: ``darts`` or
+        ``inception`` (``nas_tf.data.imagenet_preprocessing``), whose
+        evaluation crop gives the network's inputs; None for data read
+        into memory.
       preset: Name of the flagfile preset, if any.
       recipe: The training recipe's fields (``ImageTrainConfig`` or
         ``LmTrainConfig``), for the record and to refuse resuming with
@@ -61,6 +67,7 @@ class TrainedModelSpec:
     normalization: Optional[dict] = None
     preset: str = ""
     recipe: Optional[dict] = None
+    preprocessing: Optional[str] = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True,
