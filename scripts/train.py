@@ -92,6 +92,15 @@ def request_from_flags() -> final_training.TrainingRequest:
         distribute=distribute.resolve_kind(FLAGS.distribute))
 
 
+def _cause(error: tf.errors.OpError) -> str:
+    """The line of a TensorFlow error's message that says what happened
+    (the rest is where in the graph)."""
+    lines = [line for line in error.message.splitlines() if line.strip()
+             and not line[0].isspace() and not line.startswith(
+                 ("Graph execution error", "Detected at node", "[["))]
+    return lines[0] if lines else type(error).__name__
+
+
 def main(argv):
     del argv
     if not FLAGS.logdir:
@@ -99,6 +108,12 @@ def main(argv):
     try:
         request = request_from_flags()
         final_training.check_request(request)
+        if (request.distribute == distribute.MULTI_WORKER
+                and FLAGS.cpu_devices > 1):
+            raise ValueError(
+                f"--cpu_devices={FLAGS.cpu_devices} splits the CPU for "
+                f"--distribute=mirrored; a multi-worker task trains one "
+                f"replica per GPU, or one on its CPU")
         if request.kind == trained_run.IMAGE:
             common_flags.check_data_fits_model(request.dataset)
         final_training.check_logdir(FLAGS.logdir, request)
@@ -121,8 +136,8 @@ def main(argv):
         # A peer of a multi-worker run died or cannot be reached.
         return command_line.error(
             f"lost contact with a task of the TF_CONFIG cluster "
-            f"({e.message.splitlines()[0]}); relaunch every task with the "
-            f"same command to resume after the last finished epoch")
+            f"({_cause(e)}); relaunch every task with the same command to "
+            f"resume after the last finished epoch")
     print(f"finished: {result}")
     task = (distribute.cluster_task()
             if request.distribute == distribute.MULTI_WORKER else None)

@@ -24,12 +24,13 @@ from nas_tf.training import image_trainer
 from nas_tf.training import schedules
 from nas_tf.training import trained_run
 
-ARCH = "1 2 1 3 3 1 1 3 3 1 1 1"  # nasrl_cnn, 3 layers
+ARCH = "1 2 1 3 1 3 1"  # nasrl_cnn, 2 layers
 EPOCHS = 3
-# Tiny: each process spends most of its time importing TensorFlow.
-FLAGS = ["--flagfile=configs/quickstart_train.cfg", f"--epochs={EPOCHS}",
-         "--steps_per_epoch=3", "--batch_size=32", f"--eval_every={EPOCHS}",
-         f"--arch={ARCH}"]
+# Tiny: each process spends most of its time importing TensorFlow and
+# tracing the steps.
+FLAGS = ["--flagfile=configs/quickstart_train.cfg", "--num_layers=2",
+         f"--epochs={EPOCHS}", "--steps_per_epoch=3", "--batch_size=32",
+         f"--eval_every={EPOCHS}", f"--arch={ARCH}"]
 TIMEOUT = 300
 
 
@@ -235,11 +236,6 @@ def test_a_worker_other_than_the_chief_reads_the_run_and_writes_nothing(
     assert sum(line.startswith("epoch ") for line in lines) == 1
     assert record["epochs"] == 3
     assert _snapshot(logdir) == before
-    assert list(scratch.iterdir()) == []
-    # Nor does it create a run directory.
-    final_training.train(_request(1, distribute.MULTI_WORKER),
-                         str(tmp_path / "new"), log=lambda line: None)
-    assert not (tmp_path / "new").exists()
     assert list(scratch.iterdir()) == []
 
 
