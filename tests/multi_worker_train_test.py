@@ -6,8 +6,8 @@ checks."""
 import json
 import os
 import signal
-import subprocess
 import socket
+import subprocess
 import tempfile
 import time
 
@@ -75,10 +75,13 @@ def _reference(logdir):
                    "--cpu_devices=2"])
 
 
-def _finish(processes):
-    """(exit status, stdout, stderr) of each process; none is left
-    running."""
+def _finish(processes, kill=False):
+    """(exit status, stdout, stderr) of each process (``kill``: killed
+    first); none is left running."""
     try:
+        if kill:
+            for p in processes:
+                p.kill()
         outputs = [p.communicate(timeout=TIMEOUT) for p in processes]
         return [(p.returncode, out, err)
                 for p, (out, err) in zip(processes, outputs)]
@@ -163,7 +166,7 @@ def test_killed_workers_relaunched_resume_to_the_uninterrupted_weights(
     logdir, reference = tmp_path / "run", tmp_path / "reference"
     ports = _free_ports(2)
     first = _start_workers(logdir, ports, tmp_path)
-    started = [_reference(reference)]
+    one = _reference(reference)
     try:
         # The chief writes the checkpoint state file once epoch 1's
         # checkpoint is complete.
@@ -173,6 +176,9 @@ def test_killed_workers_relaunched_resume_to_the_uninterrupted_weights(
             for p in first:
                 assert p.poll() is None, p.communicate()[1]
             time.sleep(0.05)
+    except BaseException:
+        _finish([one], kill=True)
+        raise
     finally:
         for p in first:
             p.send_signal(signal.SIGKILL)
@@ -183,7 +189,7 @@ def test_killed_workers_relaunched_resume_to_the_uninterrupted_weights(
     # Relaunched as a cluster manager would: the same commands, ports and
     # TF_CONFIGs.
     second = _start_workers(logdir, ports, tmp_path)
-    results = _finish(second + started)
+    results = _finish(second + [one])
     for code, out, err in results:
         assert code == 0, err
     for code, out, err in results[:2]:
