@@ -103,7 +103,7 @@ _TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:2222", "host2:2222"]},'
                       ' "task": {"type": "worker", "index": 0}}')
 
 
-def cluster_task(
+def multi_worker_task(
         tf_config: Optional[str] = None) -> Optional[cluster_lib.Task]:
     """This process's task of the cluster ``TF_CONFIG`` (or ``tf_config``)
     names; None when it names no cluster with worker tasks. Raises
@@ -155,7 +155,7 @@ def resolve_kind(kind: str) -> str:
         raise ValueError(f"distribute={kind!r}; allowed: {', '.join(KINDS)}")
     if kind not in ("auto", MULTI_WORKER):
         return kind
-    task = cluster_task()
+    task = multi_worker_task()
     if task is not None:
         return MULTI_WORKER
     if kind == MULTI_WORKER:

@@ -139,7 +139,7 @@ def main(argv):
             f"({_cause(e)}); relaunch every task with the same command to "
             f"resume after the last finished epoch")
     print(f"finished: {result}")
-    task = (distribute.cluster_task()
+    task = (distribute.multi_worker_task()
             if request.distribute == distribute.MULTI_WORKER else None)
     if task is not None and not task.is_chief:
         print(f"{task.role} {task.index} is done; the chief wrote "

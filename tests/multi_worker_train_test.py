@@ -254,20 +254,20 @@ def _tf_config(**config):
 
 
 def test_the_task_of_tf_config():
-    assert distribute.cluster_task("") is None
+    assert distribute.multi_worker_task("") is None
     # No worker tasks: not a multi-worker cluster.
-    assert distribute.cluster_task(_tf_config(
+    assert distribute.multi_worker_task(_tf_config(
         cluster={"chief": ["a:1"]}, task={"type": "chief", "index": 0})) \
         is None
-    task = distribute.cluster_task(_tf_config(
+    task = distribute.multi_worker_task(_tf_config(
         cluster=CLUSTER, task={"type": "worker", "index": 1}))
     assert (task.role, task.index, task.is_chief) == ("worker", 1, False)
-    assert distribute.cluster_task(_tf_config(
+    assert distribute.multi_worker_task(_tf_config(
         cluster=CLUSTER, task={"type": "worker", "index": 0})).is_chief
     with_chief = dict(CLUSTER, chief=["c:1"])
-    assert not distribute.cluster_task(_tf_config(
+    assert not distribute.multi_worker_task(_tf_config(
         cluster=with_chief, task={"type": "worker", "index": 0})).is_chief
-    assert distribute.cluster_task(_tf_config(
+    assert distribute.multi_worker_task(_tf_config(
         cluster=with_chief, task={"type": "chief", "index": 0})).is_chief
 
 
@@ -290,7 +290,7 @@ def test_the_task_of_tf_config():
 def test_a_tf_config_multi_worker_training_cannot_use_is_named(
         tf_config, message):
     with pytest.raises(ValueError, match=message):
-        distribute.cluster_task(tf_config)
+        distribute.multi_worker_task(tf_config)
 
 
 def test_auto_trains_on_the_cluster_tf_config_names(monkeypatch):

@@ -219,7 +219,7 @@ def _worker_scratch_dir(logdir) -> str:
     """A new directory in the temporary directory for the checkpoints of
     this worker of the run in ``logdir``. A killed worker leaves its own
     behind; the next one of the same run and task deletes it."""
-    task = distribute.cluster_task()
+    task = distribute.multi_worker_task()
     run = hashlib.sha1(os.path.abspath(logdir).encode()).hexdigest()[:12]
     prefix = (f"nas_tf_worker_{run}_{task.role}{task.index}_" if task
               else f"nas_tf_worker_{run}_")
