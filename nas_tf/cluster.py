@@ -40,7 +40,11 @@ class Task:
 
     @property
     def is_chief(self) -> bool:
-        return self.role == "chief"
+        """TensorFlow's rule: the chief task, or worker 0 of a cluster
+        without one (multi-worker training; a search always has one)."""
+        return self.role == "chief" or (
+            "chief" not in self.cluster and self.role == "worker"
+            and self.index == 0)
 
 
 def task_from_env(environ=os.environ) -> Optional[Task]:

@@ -4,15 +4,28 @@
 more, else one device (the GPU or the CPU). ``mirrored``: MirroredStrategy
 over all GPUs, or over all logical CPU devices when there is no GPU (how
 tests exercise it). ``one_device``: the first GPU, else the CPU.
-``make_strategy`` returns the same object for the same devices.
+``multi_worker``: MultiWorkerMirroredStrategy over the cluster that
+``TF_CONFIG`` names (final training; ``resolve_kind`` picks it for ``auto``
+when there is one). ``make_strategy`` returns the same object for the same
+devices.
 
 A search with parallel children gives each child a device group of its
 own (``device_groups``, ``group_strategy``).
 """
 
+import json
+import os
+from typing import Optional
+
 import tensorflow as tf
 
-KINDS = ("auto", "mirrored", "one_device")
+from nas_tf import cluster as cluster_lib
+
+MULTI_WORKER = "multi_worker"
+KINDS = ("auto", "mirrored", "one_device", MULTI_WORKER)
+# The tasks of a multi-worker cluster: all of them train; the chief (worker
+# 0 when there is no chief) writes the run.
+CLUSTER_ROLES = ("chief", "worker")
 
 
 def split_cpu(num_devices: int) -> None:
@@ -43,6 +56,14 @@ _STRATEGIES = {}
 def make_strategy(kind: str = "auto") -> tf.distribute.Strategy:
     if kind not in KINDS:
         raise ValueError(f"distribute={kind!r}; allowed: {', '.join(KINDS)}")
+    if kind == MULTI_WORKER:
+        resolve_kind(kind)  # a clear error for a TF_CONFIG it cannot use
+        key = (kind, ())
+        if key not in _STRATEGIES:
+            # Reads TF_CONFIG and sets up the collectives, which must happen
+            # before TensorFlow initialises its devices (listing them does).
+            _STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
+        return _STRATEGIES[key]
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
         return _cached("mirrored", tuple(gpus or [
@@ -78,6 +99,72 @@ def _mirrored(devices: tuple) -> tf.distribute.MirroredStrategy:
         cls._collective_key_base = saved
 
 
+_TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:2222", "host2:2222"]},'
+                      ' "task": {"type": "worker", "index": 0}}')
+
+
+def multi_worker_task(
+        tf_config: Optional[str] = None) -> Optional[cluster_lib.Task]:
+    """This process's task of the cluster ``TF_CONFIG`` (or ``tf_config``)
+    names; None when it names no cluster with worker tasks. Raises
+    ValueError, naming what is wrong, for a TF_CONFIG multi-worker training
+    cannot run under."""
+    text = os.environ.get("TF_CONFIG", "") if tf_config is None \
+        else tf_config
+    if not text.strip():
+        return None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not JSON ({e}): {text!r}; expected "
+                         f"e.g. {_TF_CONFIG_EXAMPLE}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not all(
+            isinstance(tasks, list) and all(isinstance(a, str) for a in tasks)
+            for tasks in cluster.values()):
+        raise ValueError(f"TF_CONFIG={text!r} has no \"cluster\" mapping "
+                         f"each role to a list of host:port; expected e.g. "
+                         f"{_TF_CONFIG_EXAMPLE}")
+    if not cluster.get("worker"):
+        return None
+    others = sorted(set(cluster) - set(CLUSTER_ROLES))
+    if others:
+        raise ValueError(f"TF_CONFIG's cluster has {', '.join(others)} "
+                         f"tasks; multi-worker training runs only "
+                         f"{' and '.join(CLUSTER_ROLES)} tasks")
+    if len(cluster.get("chief", [])) > 1:
+        raise ValueError(f"TF_CONFIG's cluster has {len(cluster['chief'])} "
+                         f"chief tasks; it may have one")
+    task = config.get("task")
+    role = task.get("type") if isinstance(task, dict) else None
+    index = task.get("index", 0) if isinstance(task, dict) else None
+    if (role not in cluster or not isinstance(index, int)
+            or not 0 <= index < len(cluster[role])):
+        roles = ", ".join(f"{r} 0..{len(a) - 1}" for r, a in cluster.items())
+        raise ValueError(f"TF_CONFIG's task {json.dumps(task)} is not a task "
+                         f"of its cluster ({roles}); give this process's "
+                         f"own, e.g. {{\"type\": \"worker\", \"index\": 1}}")
+    return cluster_lib.Task(role=role, index=index, cluster=cluster)
+
+
+def resolve_kind(kind: str) -> str:
+    """The strategy kind a final training runs with: ``auto`` becomes
+    ``multi_worker`` when TF_CONFIG names a cluster with worker tasks;
+    ``multi_worker`` requires one. Other kinds ignore TF_CONFIG."""
+    if kind not in KINDS:
+        raise ValueError(f"distribute={kind!r}; allowed: {', '.join(KINDS)}")
+    if kind not in ("auto", MULTI_WORKER):
+        return kind
+    task = multi_worker_task()
+    if task is not None:
+        return MULTI_WORKER
+    if kind == MULTI_WORKER:
+        raise ValueError(f"distribute={MULTI_WORKER!r} needs TF_CONFIG "
+                         f"naming a cluster with worker tasks and this "
+                         f"process's task, e.g. {_TF_CONFIG_EXAMPLE}")
+    return kind
+
+
 def split_batch(strategy: tf.distribute.Strategy, batch):
     """Spreads a global ``batch`` (a nest of tensors) over the replicas of
     ``strategy``, inside a ``tf.function``, for ``strategy.run``.
@@ -86,7 +173,9 @@ def split_batch(strategy: tf.distribute.Strategy, batch):
     distributed dataset builds a multi-device iterator whose functions stay
     registered with the runtime after the dataset is gone, a few MB per
     child. Replica ``i`` gets the ``i``-th run of ``ceil(rows / replicas)``
-    rows, as the distributed datasets split a batch.
+    rows, as the distributed datasets split a batch. Replica ids count
+    over the whole cluster under MultiWorkerMirroredStrategy, so every
+    worker builds the same global batch and keeps its replicas' rows.
     """
     replicas = strategy.num_replicas_in_sync
     if replicas == 1:

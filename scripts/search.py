@@ -64,7 +64,9 @@ flags.DEFINE_string("reward", "", "Reward formula over acc or ppl; empty: "
                     "nasnet: acc).")
 flags.DEFINE_float("failed_reward", 0.0,
                    "Reward of a child that cannot be built.")
-flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
+flags.DEFINE_enum("distribute", "auto",
+                  [kind for kind in distribute.KINDS
+                   if kind != distribute.MULTI_WORKER],  # train.py's only
                   "Device strategy for child training.")
 flags.DEFINE_integer("cpu_devices", 0,
                      "Split the CPU into this many logical devices (to try "

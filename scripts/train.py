@@ -15,6 +15,12 @@ LM recipe and report validation and test perplexity. The run directory gets
 flags.cfg, train_config.json, checkpoints/ (every epoch), TensorBoard
 events (scalars, hparams, the architecture drawn) and, once finished,
 result.json, which scripts/export.py needs.
+
+Multi-worker: run the same command on every task of a cluster, each with
+its own TF_CONFIG and a --logdir on a filesystem they share; they train as
+one (MultiWorkerMirroredStrategy) and the chief writes the run directory.
+If a task is lost the others stop; relaunching every task resumes after
+the last finished epoch.
 """
 
 import os
@@ -28,6 +34,8 @@ if __package__:  # the installed nas-train command
 else:  # python scripts/train.py: scripts/ is on sys.path
     import command_line
     import common_flags
+
+import tensorflow as tf  # after command_line, which imports it quietly
 
 from nas_tf import distribute
 from nas_tf import spaces
@@ -48,8 +56,9 @@ flags.DEFINE_string("dataset", None, "dominoes or dominoes_near (generated), "
                     "cifar10 for image spaces, ptb for recurrent ones.")
 common_flags.define_data_flags()
 flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
-                  "auto, mirrored (all GPUs, or --cpu_devices) or "
-                  "one_device.")
+                  "auto, mirrored (all GPUs, or --cpu_devices), one_device "
+                  "or multi_worker (the TF_CONFIG cluster; auto picks it "
+                  "when TF_CONFIG names worker tasks).")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many "
                      "logical devices (for --distribute=mirrored).")
 for _name in common_flags.key_flags("final"):
@@ -82,8 +91,18 @@ def request_from_flags() -> final_training.TrainingRequest:
         recipe=(common_flags.lm_train_config_from_flags(
             final_training.LM_RECIPE) if recurrent
             else common_flags.image_train_config_from_flags()),
-        preset=command_line.preset_name(), distribute=FLAGS.distribute,
+        preset=command_line.preset_name(),
+        distribute=distribute.resolve_kind(FLAGS.distribute),
         imagenet_preprocessing=FLAGS.imagenet_preprocessing or "")
+
+
+def _cause(error: tf.errors.OpError) -> str:
+    """The line of a TensorFlow error's message that says what happened
+    (the rest is where in the graph)."""
+    lines = [line for line in error.message.splitlines() if line.strip()
+             and not line[0].isspace() and not line.startswith(
+                 ("Graph execution error", "Detected at node", "[["))]
+    return lines[0] if lines else type(error).__name__
 
 
 def main(argv):
@@ -93,6 +112,12 @@ def main(argv):
     try:
         request = request_from_flags()
         final_training.check_request(request)
+        if (request.distribute == distribute.MULTI_WORKER
+                and FLAGS.cpu_devices > 1):
+            raise ValueError(
+                f"--cpu_devices={FLAGS.cpu_devices} splits the CPU for "
+                f"--distribute=mirrored; a multi-worker task trains one "
+                f"replica per GPU, or one on its CPU")
         if request.kind == trained_run.IMAGE:
             common_flags.check_data_fits_model(request.dataset)
         final_training.check_logdir(FLAGS.logdir, request)
@@ -111,8 +136,20 @@ def main(argv):
     except (ConnectionError, OSError, ValueError, FloatingPointError,
             run_lock.RunDirectoryInUse) as e:
         return command_line.error(e)
-    export = os.path.join(FLAGS.logdir, "export")
+    except tf.errors.UnavailableError as e:
+        # A peer of a multi-worker run died or cannot be reached.
+        return command_line.error(
+            f"lost contact with a task of the TF_CONFIG cluster "
+            f"({_cause(e)}); relaunch every task with the same command to "
+            f"resume after the last finished epoch")
     print(f"finished: {result}")
+    task = (distribute.multi_worker_task()
+            if request.distribute == distribute.MULTI_WORKER else None)
+    if task is not None and not task.is_chief:
+        print(f"{task.role} {task.index} is done; the chief wrote "
+              f"{FLAGS.logdir}")
+        return 0
+    export = os.path.join(FLAGS.logdir, "export")
     print("export it:")
     print("  " + command_line.command("export", f"--logdir={FLAGS.logdir}",
                                       f"--export_dir={export}"))

@@ -2,9 +2,11 @@
 (``trained_run``): the library side of ``scripts/train.py``."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 from typing import Callable, Optional
 
 import keras
@@ -39,11 +41,11 @@ class TrainingRequest:
       dataset: ``dominoes`` or ``dominoes_near``, a tfds image dataset,
         ``ptb`` or ``synthetic_text``.
       data_dir: TFDS data directory.
-      manual_dir: PTB's text files, read instead of downloading them.
       model: ``ChildConfig`` or ``LmConfig``.
       recipe: ``ImageTrainConfig`` or ``LmTrainConfig``.
       preset: The preset's name, for the record.
-      distribute: Strategy kind for image models (``distribute.KINDS``).
+      distribute: Strategy kind for image models (``distribute.KINDS``;
+        ``multi_worker`` trains on the TF_CONFIG cluster, see ``train``).
       manual_dir: PTB's text files; for a streamed dataset (ImageNet) the
         manually downloaded archives it is prepared from.
       imagenet_preprocessing: Streamed datasets: ``darts`` or
@@ -194,6 +196,13 @@ def check_request(request: TrainingRequest) -> None:
         raise ValueError(
             f"dataset={request.dataset!r} is a text corpus; "
             f"{request.space.name} builds image classifiers")
+    if (request.kind == trained_run.TEXT
+            and request.distribute == distribute.MULTI_WORKER):
+        raise ValueError(
+            f"distribute={distribute.MULTI_WORKER!r} (also chosen by 'auto' "
+            f"when TF_CONFIG names worker tasks) trains image models; "
+            f"{request.space.name} builds language models, which train in "
+            f"one process: unset TF_CONFIG")
 
 
 def train(request: TrainingRequest, logdir: str,
@@ -206,8 +215,19 @@ def train(request: TrainingRequest, logdir: str,
     is refused). ``relaunch_flags`` (the command line's flags as a
     flagfile) is written as ``flags.cfg``. A run that fails before its
     first checkpoint leaves no directory it created behind.
+
+    With ``distribute="multi_worker"`` every task of the TF_CONFIG cluster
+    calls this with the same arguments and ``logdir`` on a filesystem they
+    share: the chief does all of the above, the other workers train in step
+    with it and only read ``logdir`` (its checkpoints, to resume).
     """
     check_request(request)
+    if request.distribute == distribute.MULTI_WORKER:
+        # First: the strategy sets up the collectives, which must happen
+        # before TensorFlow runs any op.
+        strategy = distribute.make_strategy(distribute.MULTI_WORKER)
+        if not strategy.extended.should_checkpoint:
+            return _train_worker(request, logdir, log)
     created = not os.path.exists(logdir)
     os.makedirs(logdir, exist_ok=True)
     try:
@@ -229,7 +249,38 @@ def train(request: TrainingRequest, logdir: str,
         lock.release()
 
 
-def _train(request, logdir, log) -> dict:
+def _worker_scratch_dir(logdir) -> str:
+    """A new directory in the temporary directory for the checkpoints of
+    this worker of the run in ``logdir``. A killed worker leaves its own
+    behind; the next one of the same run and task deletes it."""
+    task = distribute.multi_worker_task()
+    run = hashlib.sha1(os.path.abspath(logdir).encode()).hexdigest()[:12]
+    prefix = (f"nas_tf_worker_{run}_{task.role}{task.index}_" if task
+              else f"nas_tf_worker_{run}_")
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        # Only real directories of this user (mkdtemp made them).
+        if (name.startswith(prefix) and not os.path.islink(path)
+                and os.path.isdir(path)
+                and os.stat(path).st_uid == os.getuid()):
+            shutil.rmtree(path, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def _train_worker(request, logdir, log) -> dict:
+    """A worker other than the chief: saves its checkpoints to a scratch
+    directory of its own, deleted at the end."""
+    scratch = _worker_scratch_dir(logdir)
+    try:
+        return _train(request, logdir, log, scratch_dir=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(request, logdir, log, scratch_dir=None) -> dict:
+    """Trains; ``scratch_dir`` is set for a worker that writes nothing into
+    ``logdir`` (see ``image_trainer.ImageTrainer``)."""
     # Weight initialisation from the run's seed: one --seed, one run.
     keras.utils.set_random_seed(request.recipe.seed)
     if request.kind == trained_run.TEXT:
@@ -255,19 +306,24 @@ def _train(request, logdir, log) -> dict:
         with strategy.scope():
             model = builders.build_model(request.space, request.arch,
                                          model_config)
-        spec = _write_spec(logdir, _spec(request, model_config, normalization={
+        spec = _spec(request, model_config, normalization={
             "mean": [float(v) for v in data.mean],
             "std": [float(v) for v in data.std]},
-            preprocessing=getattr(data, "preprocessing", None)))
-        params = _log_start(logdir, spec, model, request, log)
+            preprocessing=getattr(data, "preprocessing", None))
+        if scratch_dir is None:
+            spec = _write_spec(logdir, spec)
+            params = _log_start(logdir, spec, model, request, log)
+        else:
+            params, _ = describe.count_params(model)
         log(f"training {spec.space} {spec.architecture} ({params:,} "
             f"parameters) on {data.name}: {train_count} train, "
             f"{test_count} test images, "
             f"{type(strategy).__name__} with "
             f"{strategy.num_replicas_in_sync} replica(s)")
-        record = trainer(model, data, request.recipe, strategy, logdir,
-                         log).run()
+        record = trainer(model, data, request.recipe, strategy, logdir, log,
+                         scratch_dir=scratch_dir).run()
     record.update(params=params, architecture=spec.architecture,
                   space=spec.space, preset=spec.preset)
-    trained_run.write_result(logdir, record)
+    if scratch_dir is None:
+        trained_run.write_result(logdir, record)
     return record

@@ -10,7 +10,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import tensorflow as tf
 
@@ -171,11 +171,18 @@ def drop_path_step_ramp(model, config: ImageTrainConfig, steps_per_epoch):
 class ImageTrainer:
     """Trains ``model`` (built inside ``strategy.scope()``) on ``data``
     (use the final split: ``images.without_validation``) with ``config``,
-    checkpointing into ``logdir`` as ``trained_run`` lays it out."""
+    checkpointing into ``logdir`` as ``trained_run`` lays it out.
+
+    ``scratch_dir`` is for the workers of a multi-worker run other than the
+    chief: they write nothing into ``logdir`` (no checkpoints, no
+    summaries) but restore from its checkpoints, and save theirs into
+    ``scratch_dir``, since every worker must save (saving may run
+    collectives the chief waits for)."""
 
     def __init__(self, model, data: images.ImageData,
                  config: ImageTrainConfig, strategy, logdir: str,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print,
+                 scratch_dir: Optional[str] = None):
         self.model, self.data, self.config = model, data, config
         self.strategy, self.logdir, self.log = strategy, logdir, log
         variables = trained_variables(model, config)
@@ -193,10 +200,13 @@ class ImageTrainer:
         self.checkpoint = tf.train.Checkpoint(
             model=model, optimizer=self.optimizer, epoch=self.epoch,
             dropout_seeds=replica_loop.seed_generator_states(model))
+        self.checkpoint_dir = os.path.join(logdir, trained_run.CHECKPOINTS)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(logdir, trained_run.CHECKPOINTS),
-            max_to_keep=2)
-        self.writer = tf.summary.create_file_writer(logdir)
+            self.checkpoint, scratch_dir or self.checkpoint_dir,
+            max_to_keep=2 if scratch_dir is None else 1)
+        self.writer = (tf.summary.create_file_writer(logdir)
+                       if scratch_dir is None
+                       else tf.summary.create_noop_writer())
 
     # The data's three uses; StreamingImageTrainer streams instead.
     def _steps_per_epoch(self) -> int:
@@ -221,10 +231,11 @@ class ImageTrainer:
         return drop_path_step_ramp(self.model, self.config, self.steps)
 
     def restore(self) -> int:
-        """Restores the last checkpoint, if any; returns the epochs done."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint
-                                    ).assert_existing_objects_matched()
+        """Restores the last checkpoint of ``logdir``, if any; returns the
+        epochs done."""
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.epoch.numpy())
 
     def test_accuracy(self) -> float:
@@ -251,7 +262,7 @@ class ImageTrainer:
         done = self.restore()
         if done:
             self.log(f"resuming after epoch {done} of {cfg.epochs} "
-                     f"({self.manager.latest_checkpoint})")
+                     f"({tf.train.latest_checkpoint(self.checkpoint_dir)})")
         began, record = time.time(), {}
         for epoch in range(done, cfg.epochs):
             started = time.time()
