@@ -12,14 +12,16 @@ cost per child.
    = children / the search's wall time (model building, tracing and
    training; data generation and start-up excluded). The histories are
    checked equal.
-2. Dispatch overhead: the same search (``--cluster_children``, one worker
-   and one parameter server on 127.0.0.1, ``scripts/local_cluster.py``)
-   against one process: the mean per-child wall time in the history (from
-   scheduling the child to fetching its result on the chief) minus the
-   single-process one. It holds shipping the program to the worker and
-   reading and writing every weight on the parameter server each step.
-   Also the round trip of an empty closure on an in-process cluster: the
-   bare cost of ``schedule`` + ``fetch``.
+2. Dispatch overhead: the same search (``--cluster_children``, one child
+   per batch, one worker and one parameter server on 127.0.0.1,
+   ``scripts/local_cluster.py``) against one process. Per child: the
+   history's wall time (cluster: building the child and its program on
+   the chief, scheduling, fetching) against one process's; the program's
+   own time on the worker (which holds reading and writing every weight on
+   the parameter server each step) against one process's training; the
+   difference of the two, the chief's cost of dispatching. Also the round
+   trip of an empty closure on an in-process cluster: the bare cost of
+   ``schedule`` + ``fetch``.
 
 Prints the figures and writes them as JSON to ``--output``. On GPUs,
 children per hour is about K x 3600 / t, t one child's time on its D
@@ -119,11 +121,16 @@ def parallel_children(work: str) -> dict:
     return figures
 
 
+def _mean(records, field):
+    return sum(field(r) for r in records) / len(records)
+
+
 def dispatch_overhead(work: str) -> dict:
     single, clustered = os.path.join(work, "single"), os.path.join(
         work, "cluster")
+    # One child per batch: nothing waits for the single worker.
     flags_ = [*SEARCH, f"--num_children={FLAGS.cluster_children}",
-              "--controller_num_aggregate=2"]
+              "--controller_num_aggregate=1"]
     _, local = _run([sys.executable, os.path.join(SCRIPTS, "search.py"),
                      *flags_, "--distribute=one_device",
                      f"--logdir={single}"], single)
@@ -131,17 +138,29 @@ def dispatch_overhead(work: str) -> dict:
                                                    "local_cluster.py"),
                       "--workers=1", f"--task_logs={work}/logs", "--",
                       *flags_, f"--logdir={clustered}"], clustered)
-    per_local = sum(r["wall_time"] for r in local) / len(local)
-    per_remote = sum(r["wall_time"] for r in remote) / len(remote)
+    # wall_time: building, tracing and training (locally), or building,
+    # scheduling and fetching (cluster); train_seconds: the training
+    # itself (on the cluster, the program's own time on the worker).
+    local_wall = _mean(local, lambda r: r["wall_time"])
+    remote_wall = _mean(remote, lambda r: r["wall_time"])
+    local_train = _mean(local, lambda r: r["metrics"]["train_seconds"])
+    remote_train = _mean(remote, lambda r: r["metrics"]["train_seconds"])
     same = [r["reward"] for r in local] == [r["reward"] for r in remote]
-    print(f"cluster (1 worker, 1 ps): {per_remote:.2f} s per child against "
-          f"{per_local:.2f} s in one process: overhead "
-          f"{per_remote - per_local:+.2f} s per child; history equal: "
-          f"{same}", flush=True)
-    return {"single_process_seconds_per_child": round(per_local, 3),
-            "cluster_seconds_per_child": round(per_remote, 3),
-            "overhead_seconds_per_child": round(per_remote - per_local, 3),
-            "history_equal": same}
+    figures = {
+        "single_process_seconds_per_child": round(local_wall, 3),
+        "cluster_seconds_per_child": round(remote_wall, 3),
+        "overhead_seconds_per_child": round(remote_wall - local_wall, 3),
+        "program_seconds_on_worker": round(remote_train, 3),
+        "single_process_train_seconds": round(local_train, 3),
+        "dispatch_seconds_per_child": round(remote_wall - remote_train, 3),
+        "history_equal": same}
+    print(f"cluster (1 worker, 1 ps): {remote_wall:.2f} s per child against "
+          f"{local_wall:.2f} s in one process ({remote_wall - local_wall:+.2f}"
+          f" s); on the worker the program ran {remote_train:.2f} s (one "
+          f"process trained in {local_train:.2f} s), so building, shipping "
+          f"and fetching took {remote_wall - remote_train:.2f} s per child; "
+          f"history equal: {same}", flush=True)
+    return figures
 
 
 def empty_closure_round_trip() -> dict:

@@ -26,7 +26,7 @@ import tensorflow as tf
 ROLES = ("chief", "worker", "ps")
 # gRPC must report a lost task to the caller at once instead of retrying
 # the connection: ClusterCoordinator's failure handling relies on it
-# (TF's parameter server training guide). Set before TensorFlow starts.
+# (TF's parameter server training guide). Set before the first connection.
 FAIL_FAST = ("GRPC_FAIL_FAST", "use_caller")
 
 

@@ -11,8 +11,9 @@ command's; the other tasks write to ``--task_logs``. When the chief ends,
 the other tasks are stopped and the chief's exit status is returned.
 
 ``--kill_worker_after=S`` kills worker 0 (SIGKILL) S seconds after the
-first child entered the history, to watch the search survive a lost
-worker: its children run again on the other workers. Killing the chief
+first child this launch added to the history, to watch the search
+survive a lost worker: its children run again on the other workers. The
+tasks die with this command, however it ends. Killing the chief
 (its pid is printed) and running the same command again resumes the
 search.
 """
@@ -36,7 +37,7 @@ flags.DEFINE_integer("workers", 2, "Worker tasks.")
 flags.DEFINE_integer("ps", 1, "Parameter-server tasks.")
 flags.DEFINE_float("kill_worker_after", -1.0,
                    "Kill worker 0 (SIGKILL) this many seconds after the first "
-                   "child entered the history; negative: never.")
+                   "child this launch adds to the history; negative: never.")
 flags.DEFINE_string("task_logs", None, "Directory for the worker and "
                     "parameter-server tasks' output (default: a new "
                     "temporary directory, printed).")
@@ -81,7 +82,21 @@ def task_env(cluster: dict, role: str, index: int) -> dict:
     # ClusterCoordinator's failure handling needs lost tasks reported at
     # once (nas_tf/cluster.py FAIL_FAST).
     env["GRPC_FAIL_FAST"] = "use_caller"
+    if role != "worker":
+        # Only workers train: the chief and parameter servers leave the
+        # GPUs to them.
+        env["CUDA_VISIBLE_DEVICES"] = ""
     return env
+
+
+def _die_with_parent():
+    """In a task's process before it starts (Linux): SIGKILL it when this
+    command dies, however it dies, so no task outlives it."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: stop() still runs
+        pass
 
 
 def logdir_of(search_flags: list) -> str:
@@ -93,12 +108,12 @@ def logdir_of(search_flags: list) -> str:
     raise app.UsageError("give the search's --logdir after --")
 
 
-def first_child_time(logdir: str):
-    """When the history's first line was there (None before)."""
+def history_length(logdir: str) -> int:
     path = os.path.join(logdir, HISTORY)
-    if os.path.exists(path) and os.path.getsize(path) > 0:
-        return time.time()
-    return None
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
 
 
 def forward_stderr(process, hidden: list) -> threading.Thread:
@@ -147,37 +162,43 @@ def main(argv):
             with open(os.path.join(logs, f"{role}_{index}.log"), "w") as out:
                 servers.append(subprocess.Popen(
                     command, env=task_env(cluster, role, index), stdout=out,
-                    stderr=subprocess.STDOUT))
+                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent))
             print(f"started {role} {index} (pid {servers[-1].pid}) on "
                   f"{cluster[role][index]}", flush=True)
     chief = subprocess.Popen(command, env=task_env(cluster, "chief", 0),
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=_die_with_parent)
     hidden = [0]
     copying = forward_stderr(chief, hidden)
     print(f"started chief (pid {chief.pid}); worker and ps output in {logs}",
           flush=True)
 
-    def interrupted(signum, frame):
-        stop([chief] + servers)
-        sys.exit(128 + signum)
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, interrupted)
-    first_child, killed = None, FLAGS.kill_worker_after < 0
+    signalled = []
+    # The handler only notes the signal: the loop below stops the tasks.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: signalled.append(number))
+    # Worker 0 dies S seconds after the first child this launch adds to
+    # the history (a resumed run's history already has some).
+    before = history_length(logdir)
+    first_child, kill_pending = None, FLAGS.kill_worker_after >= 0
     while chief.poll() is None:
         time.sleep(0.1)
-        if killed:
+        if signalled:
+            stop([chief] + servers)
+            return 128 + signalled[0]
+        if not kill_pending:
             continue
-        first_child = first_child or first_child_time(logdir)
+        if first_child is None and history_length(logdir) > before:
+            first_child = time.time()
         if (first_child is not None and
                 time.time() - first_child >= FLAGS.kill_worker_after):
-            worker = servers[FLAGS.ps]  # worker 0
+            worker = servers[FLAGS.ps]  # servers: the ps tasks, then workers
             worker.kill()
-            killed = True
+            kill_pending = False
             print(f"killed worker 0 (pid {worker.pid}) "
                   f"{FLAGS.kill_worker_after:g} s after the first child",
                   flush=True)
-    if not killed:
+    if kill_pending:
         print("worker 0 was not killed: the search finished first",
               flush=True)
     stop(servers)

@@ -178,10 +178,10 @@ for _name in common_flags.key_flags("search"):
 # Strategies whose supernet trains by the image recipe flags.
 _SHARED_WEIGHTS = ("enas", "darts")
 # Flags that name where a run lives, not what it is.
-# Where children train does not change the search: a run resumes on more or
-# fewer devices or machines.
-_NOT_COMPARED = (("logdir", "parallel_children", "cpu_devices") +
-                 run.LOCATION_FIELDS)
+# How many children train at once does not change them: a run resumes with
+# another --parallel_children (--devices_per_child and --cpu_devices, the
+# replica counts, are compared).
+_NOT_COMPARED = ("logdir", "parallel_children") + run.LOCATION_FIELDS
 
 
 def _check_same_flags(logdir, text):

@@ -7,14 +7,16 @@ one batch that the history lacks) and calls ``done(index, outcome,
 seconds)`` in the calling thread as each finishes, in whatever order they
 finish; the run commits them to the history in child order. Each child is
 built from its own seed and trained on its own data order, so where and
-beside what it trains does not change its outcome: with the same seed a
-parallel or cluster search writes the history a sequential one writes.
+beside what it trains does not change its outcome as long as it has the
+same number of replicas: with the same seed a parallel or cluster search
+writes the history a sequential one writes (timings aside).
 """
 
 import concurrent.futures
 import contextlib
 import dataclasses
 import queue
+import threading
 import time
 from typing import Optional
 
@@ -51,23 +53,40 @@ class Sequential:
 
 
 def _drain(futures: dict, done):
-    """Calls ``done`` for each future as it completes; on an error or an
-    interrupt, cancels what has not started and re-raises."""
+    """Calls ``done`` for each future as it completes. When a child fails,
+    the others still finish and are handed to ``done`` (a finished child is
+    never lost), then the first error is raised; a cancellation (what
+    ClusterCoordinator gives the siblings of a failed closure) is raised
+    only when there is nothing else. An interrupt cancels what has not
+    started and is raised at once; children already training finish."""
+    errors = []
     try:
         for future in concurrent.futures.as_completed(futures):
-            index, outcome, seconds = future.result()
+            try:
+                index, outcome, seconds = future.result()
+            except Exception as err:  # noqa: BLE001 - re-raised below
+                errors.append(err)
+                continue
             done(index, outcome, seconds)
     except BaseException:
         for future in futures:
             future.cancel()
         raise
+    if errors:
+        real = [e for e in errors
+                if not isinstance(e, tf.errors.CancelledError)]
+        raise (real or errors)[0]
 
 
 class DeviceGroups:
-    """Up to one child per device group at once, each in a thread of its
-    own, on the group's strategy (MirroredStrategy over two or more
-    devices). Models are built one at a time (``ChildEvaluator.build``) and
-    dropped with Keras's state after the batch, so memory stays flat."""
+    """One child per device group at once, each group trained by a thread
+    of its own on the group's strategy (MirroredStrategy over two or more
+    devices). Child ``i`` of a batch trains on group ``i % K``, after the
+    group's earlier children. Every child of the batch is built first, in
+    the calling thread: a build seeds TensorFlow, which clears the
+    process's kernel caches, so none may happen while others train. The
+    batch's models are dropped with Keras's state afterwards, so memory
+    stays flat from batch to batch."""
 
     name = "device groups"
 
@@ -76,37 +95,82 @@ class DeviceGroups:
         self.groups = groups
         self.strategies = [distribute.group_strategy(g) for g in groups]
 
-    def _train(self, free: queue.Queue, job: Job):
-        strategy = free.get()
-        began = time.time()
+    def _place(self, strategy):
         # Language models have no replicas: the group's first device.
-        place = (tf.device(strategy.extended.worker_devices[0])
-                 if self.evaluator.config.kind == "text"
-                 else contextlib.nullcontext())
-        try:
-            with place:
-                built = self.evaluator.build(job.space, job.arch, job.index,
-                                             strategy)
+        if self.evaluator.config.kind == "text":
+            return tf.device(strategy.extended.worker_devices[0])
+        return contextlib.nullcontext()
+
+    def _train_group(self, strategy, built_children, stop):
+        """Trains one group's children in turn, yielding each result as it
+        comes; stops early when ``stop`` is set."""
+        for built, began in built_children:
+            if stop.is_set():
+                return
+            with self._place(strategy):
                 outcome = self.evaluator.train(built)
             built.model = None
-            return job.index, outcome, time.time() - began
-        finally:
-            free.put(strategy)
+            yield built.index, outcome, time.time() - began
 
     def run(self, jobs, done):
-        free = queue.Queue()
-        for strategy in self.strategies:
-            free.put(strategy)
-        with concurrent.futures.ThreadPoolExecutor(
-                len(self.strategies), thread_name_prefix="child") as pool:
-            _drain({pool.submit(self._train, free, job): job
-                    for job in jobs}, done)
+        k = len(self.strategies)
+        per_group = [[] for _ in range(k)]
+        for i, job in enumerate(jobs):
+            strategy = self.strategies[i % k]
+            began = time.time()
+            with self._place(strategy):
+                built = self.evaluator.build(job.space, job.arch, job.index,
+                                             strategy)
+            per_group[i % k].append((built, began))
+        results, stop = queue.Queue(), threading.Event()
+
+        def train(group):
+            try:
+                for result in self._train_group(
+                        self.strategies[group], per_group[group], stop):
+                    results.put(result)
+            finally:
+                results.put(None)
+
+        pool = concurrent.futures.ThreadPoolExecutor(
+            k, thread_name_prefix="child")
+        try:
+            futures = [pool.submit(train, g) for g in range(k)
+                       if per_group[g]]
+            running = len(futures)
+            while running:
+                result = results.get()
+                if result is None:
+                    running -= 1
+                else:
+                    done(*result)
+            for future in futures:
+                future.result()  # a group's error, once the others are done
+        except BaseException:
+            # Interrupted: the children in training finish, no more start.
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            per_group.clear()
         keras.backend.clear_session(free_memory=True)
 
 
 class ClusterFailure(RuntimeError):
     """The cluster lost a task it cannot do without (a parameter server),
-    or the coordinator's connection to it."""
+    or the coordinator its connection to it."""
+
+
+_LOST = (tf.errors.UnavailableError, tf.errors.AbortedError)
+
+
+def _lost_task(err) -> ClusterFailure:
+    return ClusterFailure(
+        f"the cluster failed ({type(err).__name__}: "
+        f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}). A "
+        "parameter server or the coordinator's connection to the cluster was "
+        "lost; relaunch the coordinator with the same command: it resumes "
+        "from its last checkpoint and keeps every child already finished")
 
 
 class Cluster:
@@ -115,7 +179,14 @@ class Cluster:
     worker runs, starting from the child's initial weights, so a closure
     re-run after its worker was lost gives the same outcome. The
     coordinator builds the children and keeps every decision; a lost
-    worker's closures go to the others."""
+    worker's closures go to the others.
+
+    Limits: the re-run is safe when the lost worker is dead; a worker cut
+    off from the coordinator but still running would keep writing the
+    child's weights on the parameter servers. The workers' data travels
+    inside the per-worker dataset's graph, so a training split over 2 GB
+    (a protocol buffer's limit) cannot be sent.
+    """
 
     name = "cluster"
 
@@ -123,11 +194,20 @@ class Cluster:
         self.evaluator = evaluator
         self.strategy, self.coordinator = strategy, coordinator
         element = child_program.data_element(data)
-        # Every worker holds the data once; a program reads it whole.
-        self.iterator = iter(coordinator.create_per_worker_dataset(
-            lambda: tf.data.Dataset.from_tensors(element).repeat()))
+        try:
+            # Every worker holds the data once; a program reads it whole.
+            self.iterator = iter(coordinator.create_per_worker_dataset(
+                lambda: tf.data.Dataset.from_tensors(element).repeat()))
+        except _LOST as err:
+            raise _lost_task(err) from None
 
     def run(self, jobs, done):
+        try:
+            self._run(jobs, done)
+        except _LOST as err:
+            raise _lost_task(err) from None
+
+    def _run(self, jobs, done):
         futures = {}
         with concurrent.futures.ThreadPoolExecutor(
                 max(len(jobs), 1), thread_name_prefix="fetch") as pool:
@@ -150,26 +230,18 @@ class Cluster:
         keras.backend.clear_session(free_memory=True)
 
     def _fetch(self, built, program, value, began):
-        try:
-            losses, correct = value.fetch()
-        except (tf.errors.UnavailableError, tf.errors.AbortedError,
-                tf.errors.CancelledError) as err:
-            raise ClusterFailure(
-                f"child {built.index + 1}: the cluster failed "
-                f"({type(err).__name__}: {str(err).splitlines()[0]}). A "
-                "parameter server or the coordinator's connection was lost; "
-                "relaunch the coordinator with the same command: it resumes "
-                "from its last checkpoint and keeps every child already "
-                "finished") from None
-        seconds = time.time() - began
-        result = program.result(losses, correct, seconds)
-        return built.index, self.evaluator.finish_image(built, result), seconds
+        """The child's outcome; ``seconds`` from scheduling to the result
+        (time waiting for a free worker included)."""
+        result = program.result(*value.fetch())
+        return (built.index, self.evaluator.finish_image(built, result),
+                time.time() - began)
 
 
 @dataclasses.dataclass(frozen=True)
 class Execution:
-    """How a search spreads its children; not part of what the search is,
-    so a run resumes under other settings.
+    """How a search spreads its children. ``parallel_children`` and the
+    cluster do not change a child's numbers, so a run may resume under
+    others; ``devices_per_child`` does (it is the replica count).
 
     Attributes:
       parallel_children: Children of a batch that train at once, each on
@@ -209,6 +281,15 @@ def check_execution(execution: Execution, config) -> None:
         raise ValueError("cluster mode trains image children; language-model "
                          "children train on this machine (--parallel_children "
                          "works for them)")
+    if execution.cluster is not None and execution.in_groups:
+        raise ValueError(
+            "parallel_children and devices_per_child are for one machine; on "
+            "a cluster (TF_CONFIG) every worker trains one child at a time on "
+            "its own devices")
+    if config.kind == "text" and execution.devices_per_child > 1:
+        raise ValueError(
+            f"devices_per_child={execution.devices_per_child}: language-model "
+            "children train on one device; use 1")
 
 
 def connect(execution: Execution):

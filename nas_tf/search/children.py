@@ -10,7 +10,6 @@ children train in parallel) so memory stays flat.
 import contextlib
 import dataclasses
 import math
-import threading
 import time
 from typing import Optional
 
@@ -32,11 +31,6 @@ _CHILD_SEED_OFFSET = 7919
 
 def child_seed(run_seed: int, child_index: int) -> int:
     return derived_seed(run_seed, _CHILD_SEED_OFFSET + child_index) % (2**31)
-
-
-# Held while a child is built: its initial weights come from Keras's global
-# seed, which parallel children must not move under each other.
-BUILD_LOCK = threading.RLock()
 
 
 @dataclasses.dataclass
@@ -88,36 +82,37 @@ class ChildEvaluator:
               strategy=None) -> BuiltChild:
         """Builds child ``child_index`` under ``strategy`` (the
         evaluator's by default) from the child's seed. The initial weights
-        come from Keras's global seed, so children are built one at a time
-        (``BUILD_LOCK``), even when they then train in parallel."""
+        come from the global seeds, which this sets, so children that train
+        in parallel are built first, one after another (and seeding
+        TensorFlow clears its kernel caches, which must not happen while
+        others train)."""
         seed = child_seed(self.config.seed, child_index)
         strategy = strategy or self.strategy
-        with BUILD_LOCK:
-            keras.utils.set_random_seed(seed)
-            began = time.time()
-            try:
-                # Language models train on one device (lm_trainer has no
-                # replicas), so their variables are not made mirrored.
-                scope = (contextlib.nullcontext()
-                         if self.config.kind == "text" else strategy.scope())
-                with scope:
-                    model = builders.build_model(
-                        space, arch, self._child_config(), seed=seed)
-            except (ValueError, tf.errors.InvalidArgumentError) as err:
-                self.log(f"child {child_index + 1}: cannot be built ({err}); "
-                         f"reward {self.config.failed_reward}")
-                return BuiltChild(child_index, seed, None, strategy, {
-                    "reward": self.config.failed_reward,
-                    "status": BUILD_FAILED, "metrics": {"error": str(err)}})
-            trainable, _ = describe.count_params(model)
+        keras.utils.set_random_seed(seed)
+        began = time.time()
+        try:
+            # Language models train on one device (lm_trainer has no
+            # replicas), so their variables are not made mirrored.
+            scope = (contextlib.nullcontext()
+                     if self.config.kind == "text" else strategy.scope())
+            with scope:
+                model = builders.build_model(
+                    space, arch, self._child_config(), seed=seed)
+        except (ValueError, tf.errors.InvalidArgumentError) as err:
+            self.log(f"child {child_index + 1}: cannot be built ({err}); "
+                     f"reward {self.config.failed_reward}")
+            return BuiltChild(child_index, seed, None, strategy, {
+                "reward": self.config.failed_reward,
+                "status": BUILD_FAILED, "metrics": {"error": str(err)}})
+        trainable, _ = describe.count_params(model)
         return BuiltChild(child_index, seed, model, strategy, None,
                           {"params": trainable,
                            "build_seconds": round(time.time() - began, 3)})
 
     def train(self, built: BuiltChild) -> dict:
-        """Trains a built child; its outcome for the history. Touches no
-        global state, so children on different device groups train at
-        once."""
+        """Trains a built child; its outcome for the history. Nothing it
+        does depends on another child's training, so children on different
+        device groups train at once."""
         if built.model is None:
             return built.outcome
         if self.config.kind == "text":

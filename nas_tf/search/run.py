@@ -163,7 +163,11 @@ class SearchRun:
         self.history = history_lib.History(os.path.join(logdir, HISTORY_FILE))
         self.history.load()
         self._connection = child_dispatch.connect(self.execution)
-        self.device_strategy = distribute.make_strategy(config.distribute)
+        # On a cluster the children's strategy is the coordinator's
+        # (``--distribute`` would list the remote tasks' devices).
+        self.device_strategy = (
+            self._connection[0] if self._connection is not None
+            else distribute.make_strategy(config.distribute))
         # The controller's initial weights come from the run's seed.
         keras.utils.set_random_seed(config.seed)
         self.checkpoint = tf.train.Checkpoint(**self._build())
@@ -256,6 +260,8 @@ class SearchRun:
             index = start + i
             if index < len(self.history):
                 records[index] = self._recorded(index, values)
+                # Killed between the history and the cleanup.
+                self._finished.discard(index)
                 continue
             arch = space.from_tokens(values)
             finished = self._finished.get(index, list(arch.tokens))

@@ -7,7 +7,9 @@ variable of the child and its optimizer back to its initial value, trains
 epoch after epoch on the batches ``images.train_dataset`` would give
 (gathered from the training images by the same ``images.epoch_draws``),
 validates after each epoch the reward reads, and returns the per-epoch
-losses and correct validation predictions. The step is ``replica_loop``'s, so a child trained
+losses, the correct validation predictions and its own time. A diverged
+child trains on to the last epoch (its outcome is cut at the divergence,
+as ``child_trainer`` stops there). The step is ``replica_loop``'s, so a child trained
 this way equals one trained by ``child_trainer`` with the same seed.
 
 Starting from the initial values makes the program idempotent:
@@ -39,8 +41,8 @@ class ChildProgram:
     ``config`` and ``seed``, as ``child_trainer.train_child`` does it.
 
     ``schedule_args(data_iterator)`` are the arguments of ``run`` for
-    ``ClusterCoordinator.schedule``; ``result(losses, correct,
-    seconds)`` turns what ``run`` returned into a ``ChildResult``.
+    ``ClusterCoordinator.schedule``; ``result(*outputs)`` turns what
+    ``run`` returned into a ``ChildResult``.
     """
 
     def __init__(self, model, data: images.ImageData,
@@ -78,14 +80,15 @@ class ChildProgram:
 
     def _run(self, data_iterator, order, offsets, flips, rates):
         cfg, data = self.config, self.data
+        began = tf.timestamp()
         train_x, train_y, valid_x, valid_y = next(data_iterator)
         for variable, value in zip(self._state, self._initial):
             variable.assign(value)
-        first_read = cfg.epochs - cfg.reward_epochs
+        first_read = self._first_validated()
         losses = tf.TensorArray(tf.float32, size=cfg.epochs)
         # Correct predictions (whole numbers, exact in float32): ``result``
         # divides them in float64, as ``child_trainer`` does.
-        correct = tf.TensorArray(tf.float32, size=cfg.reward_epochs)
+        correct = tf.TensorArray(tf.float32, size=cfg.epochs - first_read)
         num_valid = tf.shape(valid_y)[0]
         for epoch in tf.range(cfg.epochs):
             self.optimizer.learning_rate.assign(rates[epoch])
@@ -109,21 +112,26 @@ class ChildProgram:
                     hits += self._hits((images.normalize(
                         data, valid_x[start:end]), valid_y[start:end]))
                 correct = correct.write(epoch - first_read, hits)
-        return losses.stack(), correct.stack()
+        return losses.stack(), correct.stack(), tf.timestamp() - began
+
+    def _first_validated(self) -> int:
+        """The first epoch validated: the reward reads the last
+        ``reward_epochs`` (every epoch when there are fewer)."""
+        return max(self.config.epochs - self.config.reward_epochs, 0)
 
     def result(self, losses, correct,
                seconds: float) -> child_trainer.ChildResult:
-        """What ``child_trainer.train_child`` would have returned: training
-        stops at the first non-finite epoch loss, and only the epochs it
-        trained are validated."""
+        """What ``child_trainer.train_child`` would have returned, from what
+        ``run`` returned: training stops at the first non-finite epoch
+        loss, and only the epochs it trained are validated. ``seconds`` is
+        the program's own time on its worker."""
         losses = [float(x) for x in losses]
         trained = next((i + 1 for i, x in enumerate(losses)
                         if not math.isfinite(x)), len(losses))
         diverged = not math.isfinite(losses[trained - 1])
-        first_read = self.config.epochs - self.config.reward_epochs
         validated = trained - 1 if diverged else trained
         num_valid = len(self.data.valid_labels)
-        read = [float(hits) / num_valid
-                for hits in correct[:max(validated - first_read, 0)]]
+        read = [float(hits) / num_valid for hits in
+                correct[:max(validated - self._first_validated(), 0)]]
         return child_trainer.ChildResult(read, trained, losses[:trained],
-                                         diverged, seconds, 0.0)
+                                         diverged, float(seconds), 0.0)
