@@ -1,7 +1,6 @@
 """Children of a batch on device groups at once: the history equals a
 sequential run's; settings a search cannot use are refused."""
 
-import dataclasses
 import json
 import os
 
@@ -9,32 +8,17 @@ import pytest
 
 from conftest import run_script
 from conftest import without_wall_clock
+import search_run_test
+from search_run_test import data  # noqa: F401  (a fixture)
 
 from nas_tf import distribute
-from nas_tf.controller import reinforce
-from nas_tf.data import dominoes
 from nas_tf.search import child_dispatch
 from nas_tf.search import run
-from nas_tf.search import search_config
-from nas_tf.training import child_trainer
-
-
-@pytest.fixture(scope="module")
-def data():
-    return dominoes.generate_dominoes(seed=0, num_train=128, num_valid=64,
-                                      num_test=8)
 
 
 def _config(**changes):
-    base = search_config.SearchConfig(
-        space="nasrl_cnn", space_params={"num_layers": 2}, num_children=4,
-        dataset="dominoes", distribute="one_device",
-        reinforce=reinforce.ReinforceConfig(num_aggregate=2,
-                                            learning_rate=0.05),
-        child_train=child_trainer.ChildTrainConfig(
-            epochs=2, batch_size=32, learning_rate=0.05, steps_per_epoch=2,
-            reward_epochs=1))
-    return dataclasses.replace(base, **changes)
+    return search_run_test._config(
+        **{"distribute": "one_device", **changes})
 
 
 def test_two_children_at_once_write_the_sequential_history(tmp_path, data):
