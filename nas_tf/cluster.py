@@ -47,21 +47,48 @@ class Task:
             and self.index == 0)
 
 
-def task_from_env(environ=os.environ) -> Optional[Task]:
-    """The task ``TF_CONFIG`` names, or None without ``TF_CONFIG``; raises
-    ValueError for a cluster a search cannot run on."""
-    text = environ.get("TF_CONFIG", "").strip()
-    if not text:
+TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:2222", "host2:2222"]},'
+                     ' "task": {"type": "worker", "index": 0}}')
+
+
+def parse_tf_config(text: str) -> Optional[Task]:
+    """The cluster and this task of the ``TF_CONFIG`` JSON ``text``; None
+    when it is empty. Raises ValueError, naming what is wrong, when it is
+    not JSON, maps no role to a list of ``host:port``, or its task is not
+    one of the cluster's."""
+    if not text.strip():
         return None
     try:
         config = json.loads(text)
-        cluster, task = config["cluster"], config["task"]
-        role, index = task["type"], int(task["index"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(
-            f"TF_CONFIG={text!r} is not a cluster description ({err}); it "
-            'must be JSON like {"cluster": {"chief": [...], "worker": [...], '
-            '"ps": [...]}, "task": {"type": "worker", "index": 0}}') from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not JSON ({e}): {text!r}; expected "
+                         f"e.g. {TF_CONFIG_EXAMPLE}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not all(
+            isinstance(tasks, list) and all(isinstance(a, str) for a in tasks)
+            for tasks in cluster.values()):
+        raise ValueError(f"TF_CONFIG={text!r} has no \"cluster\" mapping "
+                         f"each role to a list of host:port; expected e.g. "
+                         f"{TF_CONFIG_EXAMPLE}")
+    task = config.get("task")
+    role = task.get("type") if isinstance(task, dict) else None
+    index = task.get("index", 0) if isinstance(task, dict) else None
+    if (role not in cluster or not isinstance(index, int)
+            or not 0 <= index < len(cluster[role])):
+        roles = ", ".join(f"{r} 0..{len(a) - 1}" for r, a in cluster.items())
+        raise ValueError(f"TF_CONFIG's task {json.dumps(task)} is not a task "
+                         f"of its cluster ({roles}); give this process's "
+                         f"own, e.g. {{\"type\": \"worker\", \"index\": 1}}")
+    return Task(role=role, index=index, cluster=cluster)
+
+
+def task_from_env(environ=os.environ) -> Optional[Task]:
+    """The task ``TF_CONFIG`` names, or None without ``TF_CONFIG``; raises
+    ValueError for a cluster a search cannot run on."""
+    task = parse_tf_config(environ.get("TF_CONFIG", ""))
+    if task is None:
+        return None
+    cluster = task.cluster
     counts = {name: len(cluster.get(name, ())) for name in ROLES}
     unknown = sorted(set(cluster) - set(ROLES))
     problems = []
@@ -74,11 +101,9 @@ def task_from_env(environ=os.environ) -> Optional[Task]:
     if counts["worker"] < 1 or counts["ps"] < 1:
         problems.append(f"{counts['worker']} worker and {counts['ps']} ps "
                         "tasks; a search needs at least 1 of each")
-    if role not in ROLES or not 0 <= index < counts.get(role, 0):
-        problems.append(f"this task, {role}:{index}, is not in the cluster")
     if problems:
         raise ValueError(f"TF_CONFIG: {'; '.join(problems)}")
-    return Task(role, index, cluster)
+    return task
 
 
 def serve(task: Task) -> None:

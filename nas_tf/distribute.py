@@ -99,10 +99,6 @@ def _mirrored(devices: tuple) -> tf.distribute.MirroredStrategy:
         cls._collective_key_base = saved
 
 
-_TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:2222", "host2:2222"]},'
-                      ' "task": {"type": "worker", "index": 0}}')
-
-
 def multi_worker_task(
         tf_config: Optional[str] = None) -> Optional[cluster_lib.Task]:
     """This process's task of the cluster ``TF_CONFIG`` (or ``tf_config``)
@@ -111,22 +107,10 @@ def multi_worker_task(
     cannot run under."""
     text = os.environ.get("TF_CONFIG", "") if tf_config is None \
         else tf_config
-    if not text.strip():
+    task = cluster_lib.parse_tf_config(text)
+    if task is None or not task.cluster.get("worker"):
         return None
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"TF_CONFIG is not JSON ({e}): {text!r}; expected "
-                         f"e.g. {_TF_CONFIG_EXAMPLE}") from None
-    cluster = config.get("cluster") if isinstance(config, dict) else None
-    if not isinstance(cluster, dict) or not all(
-            isinstance(tasks, list) and all(isinstance(a, str) for a in tasks)
-            for tasks in cluster.values()):
-        raise ValueError(f"TF_CONFIG={text!r} has no \"cluster\" mapping "
-                         f"each role to a list of host:port; expected e.g. "
-                         f"{_TF_CONFIG_EXAMPLE}")
-    if not cluster.get("worker"):
-        return None
+    cluster = task.cluster
     others = sorted(set(cluster) - set(CLUSTER_ROLES))
     if others:
         raise ValueError(f"TF_CONFIG's cluster has {', '.join(others)} "
@@ -135,16 +119,7 @@ def multi_worker_task(
     if len(cluster.get("chief", [])) > 1:
         raise ValueError(f"TF_CONFIG's cluster has {len(cluster['chief'])} "
                          f"chief tasks; it may have one")
-    task = config.get("task")
-    role = task.get("type") if isinstance(task, dict) else None
-    index = task.get("index", 0) if isinstance(task, dict) else None
-    if (role not in cluster or not isinstance(index, int)
-            or not 0 <= index < len(cluster[role])):
-        roles = ", ".join(f"{r} 0..{len(a) - 1}" for r, a in cluster.items())
-        raise ValueError(f"TF_CONFIG's task {json.dumps(task)} is not a task "
-                         f"of its cluster ({roles}); give this process's "
-                         f"own, e.g. {{\"type\": \"worker\", \"index\": 1}}")
-    return cluster_lib.Task(role=role, index=index, cluster=cluster)
+    return task
 
 
 def resolve_kind(kind: str) -> str:
@@ -161,7 +136,7 @@ def resolve_kind(kind: str) -> str:
     if kind == MULTI_WORKER:
         raise ValueError(f"distribute={MULTI_WORKER!r} needs TF_CONFIG "
                          f"naming a cluster with worker tasks and this "
-                         f"process's task, e.g. {_TF_CONFIG_EXAMPLE}")
+                         f"process's task, e.g. {cluster_lib.TF_CONFIG_EXAMPLE}")
     return kind
 
 

@@ -112,11 +112,11 @@ def test_tf_config_names_this_task():
 
 
 @pytest.mark.parametrize("environ,message", [
-    ({"TF_CONFIG": "{not json"}, "is not a cluster description"),
+    ({"TF_CONFIG": "{not json"}, "TF_CONFIG is not JSON"),
     (_tf_config({"worker": ["h:2"], "ps": ["h:4"]}, "worker"),
      "0 chief tasks"),
     (_tf_config({"chief": ["h:1"], "worker": ["h:2"]}), "0 ps"),
-    (_tf_config(FULL, "worker", 2), "worker:2, is not in the cluster"),
+    (_tf_config(FULL, "worker", 2), "is not a task of its cluster"),
     (_tf_config({**FULL, "evaluator": ["h:5"]}), "'evaluator'"),
 ])
 def test_a_cluster_a_search_cannot_use_is_refused(environ, message):
