@@ -44,6 +44,7 @@ flags.DEFINE_string("dataset", None, "dominoes or dominoes_near (generated), "
                     "a tfds image dataset, or ptb / synthetic_text. Unset: "
                     "cifar10 for image spaces, ptb for recurrent ones.")
 common_flags.define_data_flags()
+common_flags.define_precision_flags()
 flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
                   "auto, mirrored (all GPUs, or --cpu_devices) or "
                   "one_device.")
@@ -79,7 +80,8 @@ def request_from_flags() -> final_training.TrainingRequest:
         recipe=(common_flags.lm_train_config_from_flags(
             final_training.LM_RECIPE) if recurrent
             else common_flags.image_train_config_from_flags()),
-        preset=command_line.preset_name(), distribute=FLAGS.distribute)
+        preset=command_line.preset_name(), distribute=FLAGS.distribute,
+        precision=common_flags.precision_config_from_flags())
 
 
 def main(argv):

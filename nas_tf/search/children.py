@@ -20,6 +20,7 @@ from nas_tf import describe
 from nas_tf.builders.recurrent_cells import derived_seed
 from nas_tf.training import child_trainer
 from nas_tf.training import lm_trainer
+from nas_tf.training import precision
 
 OK, DIVERGED, BUILD_FAILED = "ok", "diverged", "build_failed"
 
@@ -61,7 +62,8 @@ class ChildEvaluator:
             # replicas), so their variables are not made mirrored.
             scope = (contextlib.nullcontext() if self.config.kind == "text"
                      else self.strategy.scope())
-            with scope:
+            with scope, precision.dtype_policy(
+                    self.config.precision.mixed_precision):
                 model = builders.build_model(space, arch,
                                              self._child_config(), seed=seed)
         except (ValueError, tf.errors.InvalidArgumentError) as err:
@@ -91,7 +93,8 @@ class ChildEvaluator:
     def _train_image(self, model, seed) -> dict:
         cfg = self.config.child_train
         result = child_trainer.train_child(model, self.data, cfg,
-                                           self.strategy, seed)
+                                           self.strategy, seed,
+                                           self.config.precision)
         metrics = {"valid_accuracy_per_epoch": [
             round(a, 6) for a in result.valid_accuracy],
             "epochs": result.epochs,

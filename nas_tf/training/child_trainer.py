@@ -20,6 +20,7 @@ import tensorflow as tf
 from nas_tf.config import _raise_on_failed
 from nas_tf.data import images
 from nas_tf.training import momentum_sgd
+from nas_tf.training import precision as precision_lib
 from nas_tf.training import replica_loop
 from nas_tf.training import schedules
 
@@ -140,27 +141,36 @@ class ChildResult:
 
 
 def train_child(model, data: images.ImageData, config: ChildTrainConfig,
-                strategy: tf.distribute.Strategy, seed: int) -> ChildResult:
-    """Trains ``model`` (built inside ``strategy.scope()``) on ``data``'s
-    training split and validates it after every epoch."""
+                strategy: tf.distribute.Strategy, seed: int,
+                precision: precision_lib.PrecisionConfig = None
+                ) -> ChildResult:
+    """Trains ``model`` (built inside ``strategy.scope()``, and under
+    ``precision``'s dtype policy) on ``data``'s training split and
+    validates it after every epoch; ``precision`` (default float32, no
+    XLA) also scales the loss for mixed_float16 and compiles the steps
+    with XLA for ``jit_compile``."""
     with _quiet_child_tracing():
-        return _train_child(model, data, config, strategy, seed)
+        return _train_child(model, data, config, strategy, seed,
+                            precision or precision_lib.PrecisionConfig())
 
 
-def _train_child(model, data, config, strategy, seed) -> ChildResult:
+def _train_child(model, data, config, strategy, seed,
+                 precision) -> ChildResult:
     began = time.time()
     variables = model.trainable_variables
     with strategy.scope():
         optimizer = momentum_sgd.MomentumSgd(
             variables, config.learning_rate, momentum=config.momentum,
-            nesterov=config.nesterov, weight_decay=config.weight_decay)
+            nesterov=config.nesterov, weight_decay=config.weight_decay,
+            loss_scale=precision_lib.make_loss_scale(precision))
     train_epoch = replica_loop.compile_train_epoch(
         strategy, model,
         lambda outputs, labels: replica_loop.cross_entropy(
             labels, replica_loop.logits_of(outputs), config.batch_size),
-        variables, optimizer)
+        variables, optimizer, jit_compile=precision.jit_compile)
     evaluate = replica_loop.compile_evaluate(strategy, model,
-                                             config.eval_batch_stats)
+                                             config.eval_batch_stats,
+                                             precision.jit_compile)
 
     def epoch_data(epoch):
         train = images.train_dataset(data, config.batch_size, seed, epoch,

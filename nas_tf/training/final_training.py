@@ -20,6 +20,7 @@ from nas_tf.training import trained_run
 from nas_tf.data import datasets
 from nas_tf.training import image_trainer
 from nas_tf.training import lm_trainer
+from nas_tf.training import precision as precision_lib
 from nas_tf.utils import fileio
 from nas_tf.utils import run_lock
 
@@ -42,6 +43,7 @@ class TrainingRequest:
       recipe: ``ImageTrainConfig`` or ``LmTrainConfig``.
       preset: The preset's name, for the record.
       distribute: Strategy kind for image models (``distribute.KINDS``).
+      precision: Mixed precision and XLA (image models only).
     """
 
     space: object
@@ -53,6 +55,8 @@ class TrainingRequest:
     preset: str = ""
     distribute: str = "auto"
     manual_dir: Optional[str] = None
+    precision: precision_lib.PrecisionConfig = \
+        precision_lib.PrecisionConfig()
 
     @property
     def kind(self) -> str:
@@ -69,7 +73,8 @@ def _spec(request, model_config, normalization=None):
         seed=getattr(request.recipe, "seed", 0),
         normalization=normalization, preset=request.preset,
         recipe=json.loads(json.dumps(dataclasses.asdict(request.recipe),
-                                     default=list)))
+                                     default=list)),
+        precision=request.precision.to_dict())
 
 
 # Filled in from the data, so not part of what a resumed run must match.
@@ -84,6 +89,9 @@ def _comparable(spec_json: str) -> dict:
     record.pop("normalization")
     record["model"] = {k: v for k, v in record["model"].items()
                        if k not in _DATA_FIELDS}
+    # A run written before the field existed trained in float32, no XLA.
+    record["precision"] = (record.get("precision") or
+                           precision_lib.PrecisionConfig().to_dict())
     return record
 
 
@@ -159,6 +167,11 @@ def check_request(request: TrainingRequest) -> None:
         raise ValueError(
             f"dataset={request.dataset!r} is a text corpus; "
             f"{request.space.name} builds image classifiers")
+    if request.kind == trained_run.TEXT and not request.precision.is_default:
+        raise ValueError(
+            f"{request.precision}: language models train in float32 "
+            f"without XLA here; mixed_precision and jit_compile apply to "
+            f"image models")
 
 
 def train(request: TrainingRequest, logdir: str,
@@ -194,6 +207,14 @@ def train(request: TrainingRequest, logdir: str,
         lock.release()
 
 
+def _precision_note(precision) -> str:
+    """``, mixed_bfloat16, XLA`` and the like; nothing for the default."""
+    notes = [precision.mixed_precision] * (
+        precision.mixed_precision != "float32")
+    notes += ["XLA"] * precision.jit_compile
+    return "".join(f", {note}" for note in notes)
+
+
 def _train(request, logdir, log) -> dict:
     # Weight initialisation from the run's seed: one --seed, one run.
     keras.utils.set_random_seed(request.recipe.seed)
@@ -218,7 +239,8 @@ def _train(request, logdir, log) -> dict:
             request.model, num_classes=data.num_classes,
             image_size=data.image_size, image_channels=data.image_channels)
         strategy = distribute.make_strategy(request.distribute)
-        with strategy.scope():
+        with strategy.scope(), precision_lib.dtype_policy(
+                request.precision.mixed_precision):
             model = builders.build_model(request.space, request.arch,
                                          model_config)
         spec = _write_spec(logdir, _spec(request, model_config, normalization={
@@ -229,9 +251,11 @@ def _train(request, logdir, log) -> dict:
             f"parameters) on {data.name}: {len(data.train_labels)} train, "
             f"{len(data.test_labels)} test images, "
             f"{type(strategy).__name__} with "
-            f"{strategy.num_replicas_in_sync} replica(s)")
+            f"{strategy.num_replicas_in_sync} replica(s)"
+            f"{_precision_note(request.precision)}")
         record = image_trainer.ImageTrainer(
-            model, data, request.recipe, strategy, logdir, log).run()
+            model, data, request.recipe, strategy, logdir, log,
+            precision=request.precision).run()
     record.update(params=params, architecture=spec.architecture,
                   space=spec.space, preset=spec.preset)
     trained_run.write_result(logdir, record)
