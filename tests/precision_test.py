@@ -197,7 +197,15 @@ def test_a_mixed_bfloat16_child_trains_like_the_float32_one(data,
 
 
 @pytest.mark.slow
-def test_jit_compiled_steps_train_as_the_uncompiled_ones(data):
+def test_jit_compiled_steps_train_as_the_uncompiled_ones(data, monkeypatch):
+    compiled = []
+    original = replica_loop._maybe_jit
+
+    def spy(replica_fn, jit_compile):
+        compiled.append(jit_compile)
+        return original(replica_fn, jit_compile)
+
+    monkeypatch.setattr(replica_loop, "_maybe_jit", spy)
     space = spaces.get_space("nasrl_cnn", num_layers=2)
     arch = space.sample(1)
     results = []
@@ -212,11 +220,12 @@ def test_jit_compiled_steps_train_as_the_uncompiled_ones(data):
         results.append(child_trainer.train_child(
             model, data, _child_config(epochs=2), strategy, seed=0,
             precision=precision.PrecisionConfig(jit_compile=jit)))
-    plain, compiled = results
+    # The training and the evaluation step of the second child are XLA's.
+    assert compiled == [False, False, True, True]
+    plain, xla = results
     # XLA orders float32 sums its own way: equal to 1e-3 after 16 steps.
-    np.testing.assert_allclose(compiled.train_loss, plain.train_loss,
-                               rtol=1e-3)
-    assert abs(compiled.valid_accuracy[-1] - plain.valid_accuracy[-1]) <= \
+    np.testing.assert_allclose(xla.train_loss, plain.train_loss, rtol=1e-3)
+    assert abs(xla.valid_accuracy[-1] - plain.valid_accuracy[-1]) <= \
         2 / len(data.valid_labels)
 
 
