@@ -73,6 +73,10 @@ class PrecisionConfig:
              f"{self.jit_compile!r}; it must be True or False"),
         ])
 
+    def __str__(self) -> str:
+        return (f"mixed_precision={self.mixed_precision!r}, "
+                f"jit_compile={self.jit_compile}")
+
     @property
     def loss_scaled(self) -> bool:
         """float16 needs its loss scaled; bfloat16 and float32 do not."""
