@@ -157,9 +157,9 @@ def test_a_mixed_bfloat16_child_trains_like_the_float32_one(data,
     trained = {}
     original = child_trainer.train_child
 
-    def keep(model, *args):
-        result = original(model, *args)
-        trained[args[-1].mixed_precision] = (model, result)
+    def keep(model, *args, precision):
+        result = original(model, *args, precision=precision)
+        trained[precision.mixed_precision] = (model, result)
         return result
 
     monkeypatch.setattr(children.child_trainer, "train_child", keep)

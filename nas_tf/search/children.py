@@ -92,9 +92,9 @@ class ChildEvaluator:
 
     def _train_image(self, model, seed) -> dict:
         cfg = self.config.child_train
-        result = child_trainer.train_child(model, self.data, cfg,
-                                           self.strategy, seed,
-                                           self.config.precision)
+        result = child_trainer.train_child(
+            model, self.data, cfg, self.strategy, seed,
+            precision=self.config.precision)
         metrics = {"valid_accuracy_per_epoch": [
             round(a, 6) for a in result.valid_accuracy],
             "epochs": result.epochs,

@@ -5,10 +5,10 @@
 * ``mixed_precision``: the Keras dtype policy models are built under.
   ``float32`` (the default) changes nothing. ``mixed_bfloat16`` and
   ``mixed_float16`` compute layers in 16 bits while every variable stays
-  float32 (Keras's mixed policies); the loops cast the logits to float32
-  before the loss and the accuracy (``replica_loop.cross_entropy`` and
-  ``count_hits``), and BatchNorm normalises in float32 (Keras's layer and
-  ``FusedBatchNorm`` take float32 statistics). ``mixed_float16`` also
+  float32 (Keras's mixed policies); the loss casts the logits to float32
+  (``replica_loop.cross_entropy``), and BatchNorm normalises with float32
+  statistics (Keras's layer computes in float32, ``FusedBatchNorm`` and
+  the ENAS micro cell's fused kernel take float32 scale and offset). ``mixed_float16`` also
   scales the loss dynamically (``DynamicLossScale``): float16's range is
   too small for small gradients. bfloat16 has float32's range and needs no
   scaling.
