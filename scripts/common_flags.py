@@ -453,6 +453,45 @@ def define_data_flags():
                         "<data_dir>/downloads/manual).")
 
 
+def define_precision_flags():
+    """``--mixed_precision`` and ``--jit_compile`` (call once, from the
+    scripts that train). Unset, they leave a run directory's flags as they
+    were before the flags existed, so older runs resume."""
+    from nas_tf.training import precision
+    flags.DEFINE_enum(
+        "mixed_precision", None, precision.POLICIES,
+        "Keras dtype policy of image models: float32 (unset), "
+        "mixed_bfloat16 (layers compute in bfloat16; variables, logits, "
+        "loss and BatchNorm statistics stay float32) or mixed_float16 (the "
+        "same in float16, with dynamic loss scaling as Keras's "
+        "LossScaleOptimizer: scale 2**15, halved and the step skipped on a "
+        "non-finite gradient, doubled after 2000 finite steps; "
+        "checkpointed). Applies to train.py's image models, the children of "
+        "nasrl, random and evolution and ENAS's image supernet; language "
+        "models and DARTS refuse it.")
+    flags.DEFINE_boolean(
+        "jit_compile", None,
+        "Compile each replica's training step (forward and backward pass) "
+        "and evaluation step with XLA (tf.function(jit_compile=True)). The "
+        "tf.data input pipeline, the sum of the replicas' gradients, the "
+        "optimizer's update and the loss scale stay outside XLA. A model "
+        "with an op XLA cannot compile stops with an error naming the step "
+        "(nothing falls back silently); the first step compiles for long "
+        "(about a minute for a small ENAS macro supernet on 2 CPU cores). "
+        "Same scope as --mixed_precision, less the enas_micro supernet "
+        "(its compilation takes many minutes); not for language models or "
+        "DARTS (its passes are not compiled with XLA here).")
+
+
+def precision_config_from_flags():
+    """The ``PrecisionConfig`` of ``--mixed_precision`` and
+    ``--jit_compile``."""
+    from nas_tf.training import precision
+    return precision.PrecisionConfig(
+        mixed_precision=FLAGS.mixed_precision or "float32",
+        jit_compile=bool(FLAGS.jit_compile))
+
+
 def check_data_fits_model(dataset: str) -> None:
     """Raises ValueError when the input size, channels or classes set on
     the command line (or by a preset) disagree with image dataset
@@ -503,7 +542,8 @@ def key_flags(recipes: str = "") -> list:
     for config in (config_lib.ChildConfig, config_lib.LmConfig):
         names += [f.name for f in dataclasses.fields(config)]
     if recipes:
-        names += ["data_dir", "manual_dir", "deterministic"]
+        names += ["data_dir", "manual_dir", "deterministic",
+                  "mixed_precision", "jit_compile"]
         names += [f.name for f in dataclasses.fields(config_lib.LmTrainConfig)]
     if recipes == "final":
         names += _image_train_defaults()

@@ -172,6 +172,7 @@ flags.DEFINE_integer("derive_samples", None,
 
 common_flags.define_darts_flags()
 common_flags.define_child_train_flags()
+common_flags.define_precision_flags()
 for _name in common_flags.key_flags("search"):
     flags.declare_key_flag(_name)
 
@@ -258,7 +259,8 @@ def config_from_flags() -> search_config.SearchConfig:
         search_config.SearchConfig.lm_train,
         reward=FLAGS.reward or reward_lib.preset_formula(preset, kind),
         failed_reward=FLAGS.failed_reward,
-        distribute=FLAGS.distribute)
+        distribute=FLAGS.distribute,
+        precision=common_flags.precision_config_from_flags())
 
 
 def _enas_config_from_flags() -> enas_config.EnasConfig:

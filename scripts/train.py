@@ -55,6 +55,7 @@ flags.DEFINE_string("dataset", None, "dominoes or dominoes_near (generated), "
                     "a tfds image dataset, or ptb / synthetic_text. Unset: "
                     "cifar10 for image spaces, ptb for recurrent ones.")
 common_flags.define_data_flags()
+common_flags.define_precision_flags()
 flags.DEFINE_enum("distribute", "auto", distribute.KINDS,
                   "auto, mirrored (all GPUs, or --cpu_devices), one_device "
                   "or multi_worker (the TF_CONFIG cluster; auto picks it "
@@ -93,7 +94,8 @@ def request_from_flags() -> final_training.TrainingRequest:
             else common_flags.image_train_config_from_flags()),
         preset=command_line.preset_name(),
         distribute=distribute.resolve_kind(FLAGS.distribute),
-        imagenet_preprocessing=FLAGS.imagenet_preprocessing or "")
+        imagenet_preprocessing=FLAGS.imagenet_preprocessing or "",
+        precision=common_flags.precision_config_from_flags())
 
 
 def _cause(error: tf.errors.OpError) -> str:

@@ -62,7 +62,7 @@ def _text_config(corpus, reward_epochs, **lm_train):
 def _scripted_image_training(monkeypatch):
     """train_child reports ACCURACIES, of which, like the real one, only the
     last reward_epochs (the epochs it validates)."""
-    def train_child(model, data, config, strategy, seed):
+    def train_child(model, data, config, strategy, seed, precision=None):
         return child_trainer.ChildResult(
             ACCURACIES[-config.reward_epochs:], len(ACCURACIES),
             [1.0] * len(ACCURACIES), False, 0.0, 0.0)

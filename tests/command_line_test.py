@@ -101,11 +101,12 @@ def test_help_lists_the_flags_each_script_reads():
 
     search = help_text("search.py")
     for flag in ("--logdir", "--preset", "--num_layers", "--epochs",
-                 "--reward_epochs", "--controller_preset", "--manual_dir"):
+                 "--reward_epochs", "--controller_preset", "--manual_dir",
+                 "--mixed_precision", "--jit_compile"):
         assert flag + ":" in search or f"--[no]{flag[2:]}:" in search, flag
     assert "--cutout:" not in search  # train.py's recipe only
     train = help_text("train.py")
     for flag in ("--arch_file", "--cutout", "--lr_schedule", "--num_cells",
-                 "--deterministic"):
+                 "--deterministic", "--mixed_precision", "--jit_compile"):
         assert flag + ":" in train or f"--[no]{flag[2:]}:" in train, flag
     assert "--reward_epochs:" not in train

@@ -105,6 +105,8 @@ class DropPath(keras.layers.Layer):
         if not training or self.rate <= 0:
             return x
         keep = 1.0 - self.rate * self.progress.variable
+        if keep.dtype != x.dtype:  # mixed precision: a 16-bit x
+            keep = tf.cast(keep, x.dtype)
         shape = tf.stack([tf.shape(x)[0], 1, 1, 1])
         draw = keras.random.uniform(shape, dtype=x.dtype,
                                     seed=self.seed_generator)

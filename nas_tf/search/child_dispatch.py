@@ -220,7 +220,7 @@ class Cluster:
                 program = child_program.ChildProgram(
                     built.model, self.evaluator.data,
                     self.evaluator.config.child_train, self.strategy,
-                    built.seed)
+                    built.seed, self.evaluator.config.precision)
                 value = self.coordinator.schedule(
                     program.run, args=program.schedule_args(self.iterator))
                 futures[pool.submit(self._fetch, built, program, value,

@@ -22,6 +22,7 @@ from nas_tf import describe
 from nas_tf.builders.recurrent_cells import derived_seed
 from nas_tf.training import child_trainer
 from nas_tf.training import lm_trainer
+from nas_tf.training import precision
 
 OK, DIVERGED, BUILD_FAILED = "ok", "diverged", "build_failed"
 
@@ -95,7 +96,8 @@ class ChildEvaluator:
             # replicas), so their variables are not made mirrored.
             scope = (contextlib.nullcontext()
                      if self.config.kind == "text" else strategy.scope())
-            with scope:
+            with scope, precision.dtype_policy(
+                    self.config.precision.mixed_precision):
                 model = builders.build_model(
                     space, arch, self._child_config(), seed=seed)
         except (ValueError, tf.errors.InvalidArgumentError) as err:
@@ -120,7 +122,7 @@ class ChildEvaluator:
                                                         built.seed))
         return self.finish_image(built, child_trainer.train_child(
             built.model, self.data, self.config.child_train, built.strategy,
-            built.seed))
+            built.seed, self.config.precision))
 
     def finish_image(self, built: BuiltChild,
                      result: child_trainer.ChildResult) -> dict:

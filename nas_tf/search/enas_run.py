@@ -43,6 +43,7 @@ from nas_tf.search import review as search_review
 from nas_tf.search import run
 from nas_tf.training import image_trainer
 from nas_tf.training import momentum_sgd
+from nas_tf.training import precision
 from nas_tf.training import replica_loop
 from nas_tf.utils import progress
 
@@ -87,15 +88,19 @@ class EnasRun(run.SearchRun):
             cfg.child, num_classes=data.num_classes,
             image_size=data.image_size, image_channels=data.image_channels)
         with strategy.scope():
-            self.supernet = supernets.build_supernet(self.space, child,
-                                                     seed=cfg.seed)
+            # The controller stays float32: only the supernet computes in
+            # mixed precision.
+            with precision.dtype_policy(cfg.precision.mixed_precision):
+                self.supernet = supernets.build_supernet(self.space, child,
+                                                         seed=cfg.seed)
             variables = image_trainer.trained_variables(self.supernet,
                                                         enas.train)
             self.optimizer = momentum_sgd.MomentumSgd(
                 variables, enas.train.schedule(0),
                 momentum=enas.train.momentum, nesterov=enas.train.nesterov,
                 weight_decay=enas.train.weight_decay,
-                clip_norm=enas.train.grad_clip)
+                clip_norm=enas.train.grad_clip,
+                loss_scale=precision.make_loss_scale(cfg.precision))
         self.steps = image_trainer.steps_per_epoch(data, enas.train)
 
         def arc_of_step(step, replica):
@@ -107,9 +112,11 @@ class EnasRun(run.SearchRun):
             variables, self.optimizer,
             image_trainer.drop_path_step_ramp(self.supernet, enas.train,
                                               self.steps),
-            arc_sampler=arc_of_step, skip_unused=enas.skip_unused_weights)
+            arc_sampler=arc_of_step, skip_unused=enas.skip_unused_weights,
+            jit_compile=cfg.precision.jit_compile)
         arc_hits = replica_loop.compile_arc_hits(
-            strategy, self.supernet, self.supernet.reward_training)
+            strategy, self.supernet, self.supernet.reward_training,
+            cfg.precision.jit_compile)
         valid = images.eval_dataset(data, "valid", len(data.valid_labels))
         valid_images, valid_labels = next(iter(valid))
 

@@ -108,9 +108,12 @@ def check_run_directory(logdir: str, config) -> bool:
     with open(path) as f:
         before = json.load(f)
     now = json.loads(config.to_json())
+    # A field added since the run was written counts as its default (so
+    # e.g. a run from before ``precision`` existed resumes in float32).
+    defaults = json.loads(type(config)().to_json())
     changed = sorted(k for k in set(before) | set(now)
                      if k not in LOCATION_FIELDS and
-                     before.get(k) != now.get(k))
+                     before.get(k, defaults.get(k)) != now.get(k))
     if changed:
         raise ValueError(
             f"{logdir} holds a run with a different configuration (changed: "

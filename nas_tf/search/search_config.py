@@ -21,6 +21,7 @@ from nas_tf import strategies
 from nas_tf.data import datasets
 from nas_tf.strategies import evolution
 from nas_tf.training import child_trainer
+from nas_tf.training import precision as precision_lib
 
 
 
@@ -73,6 +74,8 @@ class SearchConfig:
         for the dataset kind.
       failed_reward: Reward of a child that cannot be built.
       distribute: ``auto``, ``mirrored`` or ``one_device``.
+      precision: Mixed precision and XLA of the image children's and the
+        ENAS supernet's training (``nas_tf/training/precision.py``).
     """
 
     space: str = "nasrl_cnn"
@@ -106,6 +109,8 @@ class SearchConfig:
     reward: str = ""
     failed_reward: float = 0.0
     distribute: str = "auto"
+    precision: precision_lib.PrecisionConfig = \
+        precision_lib.PrecisionConfig()
 
     @property
     def kind(self) -> str:
@@ -206,6 +211,17 @@ def check_search_config(config: SearchConfig) -> None:
                  "tfds name)")
         raise ValueError(f"space {config.space!r} builds {builds}; dataset "
                          f"{config.dataset!r} does not fit, it needs {wants}")
+    if config.kind == "text" and not config.precision.is_default:
+        raise ValueError(
+            f"{config.precision}: language models train in float32 without "
+            f"XLA here; mixed_precision and jit_compile apply to image "
+            f"children and the ENAS image supernets")
+    if config.strategy == "darts" and not config.precision.is_default:
+        raise ValueError(
+            f"{config.precision}: the DARTS search runs in float32 without "
+            f"XLA here (its weight and architecture passes are not "
+            f"converted); mixed_precision and jit_compile apply to nasrl, "
+            f"random and evolution children and to ENAS")
     if config.kind == "text" and config.distribute == "mirrored":
         raise ValueError("language-model children train on one device; "
                          "distribute='mirrored' is for image children")
@@ -274,3 +290,12 @@ def _check_enas(config: SearchConfig) -> None:
     if config.depth_schedule:
         raise ValueError("strategy 'enas' searches one space; it cannot "
                          "follow the depth schedule")
+    if config.precision.jit_compile and config.space == "enas_micro":
+        # Measured on a 2-core CPU: XLA took over 9 minutes to compile the
+        # smallest micro supernet's training step (a switch_case over the
+        # ops of every node side), against about a minute for enas_macro.
+        raise ValueError(
+            "jit_compile: XLA compiles the enas_micro supernet's training "
+            "step for many minutes (over 9 on a 2-core CPU for 2 nodes), so "
+            "it is not offered for enas_micro; run without --jit_compile "
+            "(enas_macro takes it)")

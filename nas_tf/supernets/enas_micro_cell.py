@@ -125,10 +125,14 @@ class SharedCell(keras.layers.Layer):
         self.out_kernel = self.add_weight(
             name="final_conv_kernel", shape=(states, f, f),
             initializer=self._init)
+        # BN's scale and offset stay float32 under a mixed policy (no
+        # autocast), as Keras's BatchNormalization keeps its own: the fused
+        # kernel takes 16-bit images with float32 parameters.
         self.out_scale = self.add_weight(name="final_bn_scale", shape=(f,),
-                                         initializer="ones")
+                                         initializer="ones", autocast=False)
         self.out_offset = self.add_weight(name="final_bn_offset", shape=(f,),
-                                          initializer="zeros")
+                                          initializer="zeros",
+                                          autocast=False)
         self.built = True
 
     def _stack_weights(self, prefix, inputs, kernel):
@@ -141,9 +145,11 @@ class SharedCell(keras.layers.Layer):
                 name=f"{prefix}_pointwise", shape=(inputs, 1, 1, f, f),
                 initializer=self._init),
             "scale": self.add_weight(name=f"{prefix}_bn_scale",
-                                     shape=(inputs, f), initializer="ones"),
+                                     shape=(inputs, f), initializer="ones",
+                                     autocast=False),
             "offset": self.add_weight(name=f"{prefix}_bn_offset",
-                                      shape=(inputs, f), initializer="zeros"),
+                                      shape=(inputs, f), initializer="zeros",
+                                      autocast=False),
         }
 
     def call(self, inputs, cell_arc):

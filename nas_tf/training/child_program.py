@@ -38,7 +38,8 @@ def data_element(data: images.ImageData):
 
 class ChildProgram:
     """The training of ``model`` (built inside ``strategy.scope()``) with
-    ``config`` and ``seed``, as ``child_trainer.train_child`` does it.
+    ``config``, ``seed`` and ``precision`` (``PrecisionConfig``), as
+    ``child_trainer.train_child`` does it.
 
     ``schedule_args(data_iterator)`` are the arguments of ``run`` for
     ``ClusterCoordinator.schedule``; ``result(*outputs)`` turns what
@@ -46,14 +47,19 @@ class ChildProgram:
     """
 
     def __init__(self, model, data: images.ImageData,
-                 config: child_trainer.ChildTrainConfig, strategy, seed: int):
+                 config: child_trainer.ChildTrainConfig, strategy, seed: int,
+                 precision=None):
         self.config, self.data = config, data
         self.optimizer, train_step, evaluate_batch = child_trainer.child_steps(
-            model, config, strategy)
+            model, config, strategy, precision)
         self._train_step = train_step
         self._hits = evaluate_batch
+        # Everything a run changes: weights, BatchNorm statistics, dropout
+        # seeds, momentum, and mixed_float16's loss scale.
+        loss_scale = self.optimizer.loss_scale
         state = ([v.value for v in model.variables] +
-                 self.optimizer.accumulators)
+                 self.optimizer.accumulators +
+                 (list(loss_scale.variables) if loss_scale else []))
         self._state = state
         self._initial = [tf.constant(v.numpy()) for v in state]
         self.steps = image_trainer.steps_per_epoch(data, config)

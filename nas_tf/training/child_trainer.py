@@ -21,6 +21,7 @@ import tensorflow as tf
 from nas_tf.config import _raise_on_failed
 from nas_tf.data import images
 from nas_tf.training import momentum_sgd
+from nas_tf.training import precision as precision_lib
 from nas_tf.training import replica_loop
 from nas_tf.training import schedules
 
@@ -153,39 +154,53 @@ class ChildResult:
 
 
 def train_child(model, data: images.ImageData, config: ChildTrainConfig,
-                strategy: tf.distribute.Strategy, seed: int) -> ChildResult:
-    """Trains ``model`` (built inside ``strategy.scope()``) on ``data``'s
-    training split and validates it after every epoch."""
+                strategy: tf.distribute.Strategy, seed: int,
+                precision: precision_lib.PrecisionConfig = None
+                ) -> ChildResult:
+    """Trains ``model`` (built inside ``strategy.scope()``, and under
+    ``precision``'s dtype policy) on ``data``'s training split and
+    validates it after every epoch; ``precision`` (default float32, no
+    XLA) also scales the loss for mixed_float16 and compiles the steps
+    with XLA for ``jit_compile``."""
     with _quiet_child_tracing():
-        return _train_child(model, data, config, strategy, seed)
+        return _train_child(model, data, config, strategy, seed,
+                            precision or precision_lib.PrecisionConfig())
 
 
-def child_steps(model, config: ChildTrainConfig, strategy):
+def child_steps(model, config: ChildTrainConfig, strategy,
+                precision: precision_lib.PrecisionConfig = None):
     """The optimizer of a child and its two uncompiled steps: ``(batch,
     step) -> (loss, hits)`` training on one global batch and ``(batch) ->
     hits`` validating one (BatchNorm on batch statistics with
-    ``eval_batch_stats``). ``train_child`` loops over them in Python,
-    ``child_program`` inside one compiled program."""
+    ``eval_batch_stats``), with ``precision``'s loss scaling and XLA.
+    ``train_child`` loops over them in Python, ``child_program`` inside one
+    compiled program."""
+    precision = precision or precision_lib.PrecisionConfig()
     variables = model.trainable_variables
     with strategy.scope():
         optimizer = momentum_sgd.MomentumSgd(
             variables, config.learning_rate, momentum=config.momentum,
-            nesterov=config.nesterov, weight_decay=config.weight_decay)
+            nesterov=config.nesterov, weight_decay=config.weight_decay,
+            loss_scale=precision_lib.make_loss_scale(precision))
     train_step = replica_loop.train_step_fn(
         strategy, model,
         lambda outputs, labels: replica_loop.cross_entropy(
             labels, replica_loop.logits_of(outputs), config.batch_size),
-        variables, optimizer)
-    hits = replica_loop.replica_hits(strategy, model, config.eval_batch_stats)
+        variables, optimizer, jit_compile=precision.jit_compile)
+    hits = replica_loop.replica_hits(strategy, model, config.eval_batch_stats,
+                                     precision.jit_compile)
     return optimizer, train_step, hits
 
 
-def _train_child(model, data, config, strategy, seed) -> ChildResult:
+def _train_child(model, data, config, strategy, seed,
+                 precision) -> ChildResult:
     began = time.time()
-    optimizer, train_step, hits = child_steps(model, config, strategy)
-    train_epoch = replica_loop.epoch_loop(tf.function(train_step))
+    optimizer, train_step, hits = child_steps(model, config, strategy,
+                                              precision)
+    train_epoch = replica_loop.epoch_loop(tf.function(train_step),
+                                          precision.jit_compile)
     evaluate = replica_loop.evaluation_loop(
-        tf.function(hits, reduce_retracing=True))
+        tf.function(hits, reduce_retracing=True), precision.jit_compile)
 
     def epoch_data(epoch):
         train = images.train_dataset(data, config.batch_size, seed, epoch,

@@ -23,6 +23,7 @@ from nas_tf.data import datasets
 from nas_tf.data import streaming_images
 from nas_tf.training import image_trainer
 from nas_tf.training import lm_trainer
+from nas_tf.training import precision as precision_lib
 from nas_tf.training import streaming_trainer
 from nas_tf.utils import fileio
 from nas_tf.utils import run_lock
@@ -52,6 +53,7 @@ class TrainingRequest:
         ``inception`` (``imagenet_preprocessing``); empty: the space's
         original's (``streaming_images.default_preprocessing``). Data read
         into memory ignores it.
+      precision: Mixed precision and XLA (image models only).
     """
 
     space: object
@@ -64,6 +66,8 @@ class TrainingRequest:
     distribute: str = "auto"
     manual_dir: Optional[str] = None
     imagenet_preprocessing: str = ""
+    precision: precision_lib.PrecisionConfig = \
+        precision_lib.PrecisionConfig()
 
     @property
     def kind(self) -> str:
@@ -81,7 +85,8 @@ def _spec(request, model_config, normalization=None, preprocessing=None):
         normalization=normalization, preset=request.preset,
         preprocessing=preprocessing,
         recipe=json.loads(json.dumps(dataclasses.asdict(request.recipe),
-                                     default=list)))
+                                     default=list)),
+        precision=request.precision.to_dict())
 
 
 # Filled in from the data, so not part of what a resumed run must match.
@@ -96,6 +101,9 @@ def _comparable(spec_json: str) -> dict:
     record.pop("normalization")
     record["model"] = {k: v for k, v in record["model"].items()
                        if k not in _DATA_FIELDS}
+    # A run written before the field existed trained in float32, no XLA.
+    record["precision"] = (record.get("precision") or
+                           precision_lib.PrecisionConfig().to_dict())
     return record
 
 
@@ -203,6 +211,11 @@ def check_request(request: TrainingRequest) -> None:
             f"when TF_CONFIG names worker tasks) trains image models; "
             f"{request.space.name} builds language models, which train in "
             f"one process: unset TF_CONFIG")
+    if request.kind == trained_run.TEXT and not request.precision.is_default:
+        raise ValueError(
+            f"{request.precision}: language models train in float32 "
+            f"without XLA here; mixed_precision and jit_compile apply to "
+            f"image models")
 
 
 def train(request: TrainingRequest, logdir: str,
@@ -278,6 +291,14 @@ def _train_worker(request, logdir, log) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _precision_note(precision) -> str:
+    """``, mixed_bfloat16, XLA`` and the like; nothing for the default."""
+    notes = [precision.mixed_precision] * (
+        precision.mixed_precision != "float32")
+    notes += ["XLA"] * precision.jit_compile
+    return "".join(f", {note}" for note in notes)
+
+
 def _train(request, logdir, log, scratch_dir=None) -> dict:
     """Trains; ``scratch_dir`` is set for a worker that writes nothing into
     ``logdir`` (see ``image_trainer.ImageTrainer``)."""
@@ -303,7 +324,8 @@ def _train(request, logdir, log, scratch_dir=None) -> dict:
             request.model, num_classes=data.num_classes,
             image_size=data.image_size, image_channels=data.image_channels)
         strategy = distribute.make_strategy(request.distribute)
-        with strategy.scope():
+        with strategy.scope(), precision_lib.dtype_policy(
+                request.precision.mixed_precision):
             model = builders.build_model(request.space, request.arch,
                                          model_config)
         spec = _spec(request, model_config, normalization={
@@ -319,9 +341,11 @@ def _train(request, logdir, log, scratch_dir=None) -> dict:
             f"parameters) on {data.name}: {train_count} train, "
             f"{test_count} test images, "
             f"{type(strategy).__name__} with "
-            f"{strategy.num_replicas_in_sync} replica(s)")
+            f"{strategy.num_replicas_in_sync} replica(s)"
+            f"{_precision_note(request.precision)}")
         record = trainer(model, data, request.recipe, strategy, logdir, log,
-                         scratch_dir=scratch_dir).run()
+                         scratch_dir=scratch_dir,
+                         precision=request.precision).run()
     record.update(params=params, architecture=spec.architecture,
                   space=spec.space, preset=spec.preset)
     if scratch_dir is None:

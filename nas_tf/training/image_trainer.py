@@ -20,6 +20,7 @@ from nas_tf.builders import child_model
 from nas_tf.config import _raise_on_failed
 from nas_tf.data import images
 from nas_tf.training import momentum_sgd
+from nas_tf.training import precision as precision_lib
 from nas_tf.training import replica_loop
 from nas_tf.training import schedules
 
@@ -172,6 +173,9 @@ class ImageTrainer:
     """Trains ``model`` (built inside ``strategy.scope()``) on ``data``
     (use the final split: ``images.without_validation``) with ``config``,
     checkpointing into ``logdir`` as ``trained_run`` lays it out.
+    ``precision`` (default float32, no XLA): the model was built under its
+    dtype policy; mixed_float16 scales the loss (the scale is checkpointed
+    with the optimizer), ``jit_compile`` compiles the steps with XLA.
 
     ``scratch_dir`` is for the workers of a multi-worker run other than the
     chief: they write nothing into ``logdir`` (no checkpoints, no
@@ -182,21 +186,25 @@ class ImageTrainer:
     def __init__(self, model, data: images.ImageData,
                  config: ImageTrainConfig, strategy, logdir: str,
                  log: Callable[[str], None] = print,
-                 scratch_dir: Optional[str] = None):
+                 scratch_dir: Optional[str] = None,
+                 precision: precision_lib.PrecisionConfig = None):
         self.model, self.data, self.config = model, data, config
         self.strategy, self.logdir, self.log = strategy, logdir, log
+        precision = precision or precision_lib.PrecisionConfig()
         variables = trained_variables(model, config)
         with strategy.scope():
             self.optimizer = momentum_sgd.MomentumSgd(
                 variables, config.schedule(0), momentum=config.momentum,
                 nesterov=config.nesterov, weight_decay=config.weight_decay,
-                clip_norm=config.grad_clip)
+                clip_norm=config.grad_clip,
+                loss_scale=precision_lib.make_loss_scale(precision))
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.steps = self._steps_per_epoch()
         self._train_epoch = replica_loop.compile_train_epoch(
             strategy, model, loss_fn(config), variables, self.optimizer,
-            self._step_ramp())
-        self._evaluate = replica_loop.compile_evaluate(strategy, model)
+            self._step_ramp(), jit_compile=precision.jit_compile)
+        self._evaluate = replica_loop.compile_evaluate(
+            strategy, model, jit_compile=precision.jit_compile)
         self.checkpoint = tf.train.Checkpoint(
             model=model, optimizer=self.optimizer, epoch=self.epoch,
             dropout_seeds=replica_loop.seed_generator_states(model))

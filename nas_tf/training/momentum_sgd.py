@@ -41,12 +41,19 @@ class MomentumSgd(tf.Module):
         most this, before the weight decay is added (DARTS
         ``clip_grad_norm_``; NASNet's slim clips the gradient of a loss that
         holds the decay); 0: off.
+      loss_scale: Optional ``precision.DynamicLossScale`` (mixed_float16):
+        the training loop scales the loss and unscales the gradients with
+        it and skips ``apply`` on non-finite gradients. Held here so that
+        checkpointing the optimizer checkpoints the scale.
     """
 
     def __init__(self, variables, learning_rate: float, momentum: float = 0.9,
                  nesterov: bool = True, weight_decay: float = 0.0,
-                 clip_norm: float = 0.0):
+                 clip_norm: float = 0.0, loss_scale=None):
         super().__init__(name="momentum_sgd")
+        # None adds nothing to a checkpoint: a float32 run's keeps its
+        # layout, so runs started before stay resumable.
+        self.loss_scale = loss_scale
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.weight_decay = float(weight_decay)
         self.clip_norm = float(clip_norm)

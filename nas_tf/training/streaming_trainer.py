@@ -19,13 +19,13 @@ class StreamingImageTrainer(image_trainer.ImageTrainer):
 
     def __init__(self, model, data: streaming_images.StreamingImages,
                  config: image_trainer.ImageTrainConfig, strategy,
-                 logdir: str, log=print, scratch_dir=None):
+                 logdir: str, log=print, scratch_dir=None, precision=None):
         if config.cutout:
             raise ValueError(
                 f"cutout={config.cutout}: streamed datasets ({data.name}) "
                 "are not cut out (no ImageNet recipe does); set --cutout=0")
         super().__init__(model, data, config, strategy, logdir, log,
-                         scratch_dir)
+                         scratch_dir, precision)
 
     def _steps_per_epoch(self) -> int:
         steps = self.data.num_train_examples // self.config.batch_size

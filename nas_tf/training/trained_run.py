@@ -55,6 +55,10 @@ class TrainedModelSpec:
       recipe: The training recipe's fields (``ImageTrainConfig`` or
         ``LmTrainConfig``), for the record and to refuse resuming with
         another.
+      precision: ``PrecisionConfig`` fields (mixed precision, XLA) the run
+        trained with; None in runs written before it existed, which
+        trained in float32 without XLA. The weights are float32 either way
+        and ``build_model`` builds a float32 model.
     """
 
     kind: str
@@ -68,6 +72,7 @@ class TrainedModelSpec:
     preset: str = ""
     recipe: Optional[dict] = None
     preprocessing: Optional[str] = None
+    precision: Optional[dict] = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True,
