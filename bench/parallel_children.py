@@ -1,7 +1,7 @@
 """Children per hour with K parallel children, and the cluster's dispatch
 cost per child.
 
-  python bench/parallel_children.py [--parallel=1,2,4] [--children=8]
+  python bench/parallel_children.py [--parallel=1,2,4] [--children=16]
       [--cluster_children=6]
 
 1. Parallel children: the CPU is split into as many logical devices as the
@@ -11,7 +11,8 @@ cost per child.
    one device per child, each in a fresh run directory. Children per hour
    = children / the search's wall time (model building, tracing and
    training; data generation and start-up excluded). The histories are
-   checked equal.
+   checked equal, and the resident set size is sampled through each run
+   (its value at the end of each quarter is reported).
 2. Dispatch overhead: the same search (``--cluster_children``, one child
    per batch, one worker and one parameter server on 127.0.0.1,
    ``scripts/local_cluster.py``) against one process. Per child: the
@@ -44,7 +45,8 @@ from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("parallel", ["1", "2", "4"], "Values of K to time.")
-flags.DEFINE_integer("children", 8, "Children of each parallel search.")
+flags.DEFINE_integer("children", 16, "Children of each parallel search "
+                     "(batches of 4).")
 flags.DEFINE_integer("cluster_children", 6, "Children of the dispatch "
                      "overhead searches.")
 flags.DEFINE_integer("closures", 20, "Empty closures timed.")
@@ -70,14 +72,36 @@ def _history(logdir):
         return [json.loads(line) for line in f]
 
 
+def _rss_mb(pid: int):
+    """Resident set size of process ``pid`` in MB (Linux), None once it is
+    gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def _run(command, logdir):
+    """Runs ``command``; returns its wall time, the history it wrote and
+    its resident set size sampled every half second (MB)."""
     shutil.rmtree(logdir, ignore_errors=True)
     began = time.time()
-    result = subprocess.run(command, env=_env(), capture_output=True,
-                            text=True)
-    if result.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr}")
-    return time.time() - began, _history(logdir)
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    rss = []
+    while process.poll() is None:
+        sample = _rss_mb(process.pid)
+        if sample:
+            rss.append(sample)
+        time.sleep(0.5)
+    out, err = process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{err}")
+    return time.time() - began, _history(logdir), rss
 
 
 def _startup_seconds(devices: int) -> float:
@@ -85,7 +109,7 @@ def _startup_seconds(devices: int) -> float:
     with 0 epochs is not possible, so a search of one child minus that
     child's own time."""
     logdir = tempfile.mkdtemp(prefix="bench_startup_")
-    seconds, history = _run(
+    seconds, history, _ = _run(
         [sys.executable, os.path.join(SCRIPTS, "search.py"), *SEARCH,
          "--num_children=1", "--controller_num_aggregate=1",
          f"--cpu_devices={devices}", "--distribute=one_device",
@@ -101,11 +125,15 @@ def parallel_children(work: str) -> dict:
     figures, reference = {"startup_seconds": round(startup, 2)}, None
     for k in ks:
         logdir = os.path.join(work, f"k{k}")
-        seconds, history = _run(
+        seconds, history, rss = _run(
             [sys.executable, os.path.join(SCRIPTS, "search.py"), *SEARCH,
              f"--num_children={FLAGS.children}", f"--cpu_devices={devices}",
              "--distribute=one_device", f"--parallel_children={k}",
              f"--logdir={logdir}"], logdir)
+        # The RSS at the end of each quarter of the run: flat when nothing
+        # accumulates from batch to batch.
+        quarters = [round(rss[min(len(rss) - 1, len(rss) * q // 4)])
+                    for q in (1, 2, 3, 4)] if rss else []
         searching = seconds - startup
         rewards = [r["reward"] for r in history]
         if reference is None:
@@ -113,11 +141,13 @@ def parallel_children(work: str) -> dict:
         figures[f"k{k}"] = {
             "search_seconds": round(searching, 2),
             "children_per_hour": round(FLAGS.children * 3600 / searching, 1),
-            "history_equals_k1": rewards == reference}
+            "history_equals_k1": rewards == reference,
+            "rss_mb_by_quarter": quarters}
         print(f"K={k}: {FLAGS.children} children in {searching:.1f} s "
               f"(start-up {startup:.1f} s excluded): "
               f"{figures[f'k{k}']['children_per_hour']:.0f} children/hour; "
-              f"history equals K=1: {rewards == reference}", flush=True)
+              f"history equals K=1: {rewards == reference}; RSS by quarter "
+              f"of the run {quarters} MB", flush=True)
     return figures
 
 
@@ -131,13 +161,13 @@ def dispatch_overhead(work: str) -> dict:
     # One child per batch: nothing waits for the single worker.
     flags_ = [*SEARCH, f"--num_children={FLAGS.cluster_children}",
               "--controller_num_aggregate=1"]
-    _, local = _run([sys.executable, os.path.join(SCRIPTS, "search.py"),
-                     *flags_, "--distribute=one_device",
-                     f"--logdir={single}"], single)
-    _, remote = _run([sys.executable, os.path.join(SCRIPTS,
-                                                   "local_cluster.py"),
-                      "--workers=1", f"--task_logs={work}/logs", "--",
-                      *flags_, f"--logdir={clustered}"], clustered)
+    _, local, _ = _run(
+        [sys.executable, os.path.join(SCRIPTS, "search.py"), *flags_,
+         "--distribute=one_device", f"--logdir={single}"], single)
+    _, remote, _ = _run(
+        [sys.executable, os.path.join(SCRIPTS, "local_cluster.py"),
+         "--workers=1", f"--task_logs={work}/logs", "--", *flags_,
+         f"--logdir={clustered}"], clustered)
     # wall_time: building, tracing and training (locally), or building,
     # scheduling and fetching (cluster); train_seconds: the training
     # itself (on the cluster, the program's own time on the worker).
