@@ -122,7 +122,7 @@ class ChildEvaluator:
                                                         built.seed))
         return self.finish_image(built, child_trainer.train_child(
             built.model, self.data, self.config.child_train, built.strategy,
-            built.seed, self.config.precision))
+            built.seed, precision=self.config.precision))
 
     def finish_image(self, built: BuiltChild,
                      result: child_trainer.ChildResult) -> dict:
