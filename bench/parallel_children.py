@@ -50,6 +50,8 @@ flags.DEFINE_integer("children", 16, "Children of each parallel search "
 flags.DEFINE_integer("cluster_children", 6, "Children of the dispatch "
                      "overhead searches.")
 flags.DEFINE_integer("closures", 20, "Empty closures timed.")
+flags.DEFINE_list("parts", ["parallel", "dispatch"], "What to measure: "
+                  "parallel (children per hour), dispatch (the cluster).")
 flags.DEFINE_string("output", "bench_results/parallel_children.json",
                     "Where the figures are written (JSON).")
 
@@ -231,9 +233,11 @@ def main(argv):
     figures = {"machine": {"cpus": os.cpu_count(),
                            "python": platform.python_version()}}
     try:
-        figures["parallel_children"] = parallel_children(work)
-        figures["dispatch"] = dispatch_overhead(work)
-        figures["dispatch"].update(empty_closure_round_trip())
+        if "parallel" in FLAGS.parts:
+            figures["parallel_children"] = parallel_children(work)
+        if "dispatch" in FLAGS.parts:
+            figures["dispatch"] = dispatch_overhead(work)
+            figures["dispatch"].update(empty_closure_round_trip())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)

@@ -57,6 +57,7 @@ def test_the_program_trains_as_train_child_and_reruns_the_same(
                                                   rel=1e-6)
         assert (result.epochs, result.diverged) == (2, False)
     assert again.train_loss == first.train_loss
+    assert first.seconds > 0.01  # the program's own time
 
 
 def test_a_diverged_child_is_cut_at_the_divergence(data):

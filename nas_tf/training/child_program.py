@@ -87,7 +87,10 @@ class ChildProgram:
     def _run(self, data_iterator, order, offsets, flips, rates):
         cfg, data = self.config, self.data
         began = tf.timestamp()
-        train_x, train_y, valid_x, valid_y = next(data_iterator)
+        # The clock reads are ordered by data: before the first read of the
+        # data, after the last result.
+        with tf.control_dependencies([began]):
+            train_x, train_y, valid_x, valid_y = next(data_iterator)
         for variable, value in zip(self._state, self._initial):
             variable.assign(value)
         first_read = self._first_validated()
@@ -118,7 +121,9 @@ class ChildProgram:
                     hits += self._hits((images.normalize(
                         data, valid_x[start:end]), valid_y[start:end]))
                 correct = correct.write(epoch - first_read, hits)
-        return losses.stack(), correct.stack(), tf.timestamp() - began
+        losses, correct = losses.stack(), correct.stack()
+        with tf.control_dependencies([losses, correct]):
+            return losses, correct, tf.timestamp() - began
 
     def _first_validated(self) -> int:
         """The first epoch validated: the reward reads the last
