@@ -1,7 +1,8 @@
 """DARTS search-step cost on this machine, at train_search.py's sizes.
 
   python bench/darts_step.py [--orders=first,second] [--batch_sizes=16,64]
-      [--steps=5] [--output=bench_results/darts_step.json]
+      [--precisions=float32,mixed_bfloat16,float32+xla] [--steps=5]
+      [--output=bench_results/darts_step.json]
 
 For each order and batch size, in a process of its own (so that its peak
 memory is its own): the CIFAR-10 search network of
@@ -16,12 +17,18 @@ writes:
 * ``median_s`` and every timed step (``steps_s``), after the first call;
 * ``peak_rss_gb``: the process's peak resident memory.
 
+``--precisions`` times the same step under Keras's mixed policies
+(``mixed_bfloat16``, ``mixed_float16``) and, with ``+xla``, with the
+network's passes compiled by XLA (``--mixed_precision`` and
+``--jit_compile`` of search.py).
+
 The PyTorch reference is timed the same way (``architect.step`` plus one
 weight step, after warm-up) with CPU torch in a separate environment; see
 the README's DARTS section for those figures and the command.
 """
 
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -46,6 +53,8 @@ flags.DEFINE_list("orders", ["first", "second"],
                   "Orders of alpha's gradient: first, second, exact.")
 flags.DEFINE_list("batch_sizes", ["16", "64"], "Batch sizes (train and "
                   "validation batches alike).")
+flags.DEFINE_list("precisions", ["float32"], "Dtype policies, each "
+                  "optionally with +xla (e.g. mixed_bfloat16+xla).")
 flags.DEFINE_integer("steps", 5, "Timed steps after the first call.")
 flags.DEFINE_string("output", "bench_results/darts_step.json",
                     "Where the figures go (JSON).")
@@ -53,7 +62,16 @@ flags.DEFINE_string("one", None, "ORDER:BATCH: time one configuration in "
                     "this process and print its JSON (used internally).")
 
 
-def _time_one(order: str, batch: int) -> dict:
+def _precision(name: str):
+    """``POLICY[+xla]`` -> ``PrecisionConfig``."""
+    from nas_tf.training import precision
+    policy, _, xla = name.partition("+")
+    if xla not in ("", "xla"):
+        raise ValueError(f"precision {name!r}: the suffix may only be +xla")
+    return precision.PrecisionConfig(policy, jit_compile=bool(xla))
+
+
+def _time_one(order: str, batch: int, precision_name: str) -> dict:
     import tensorflow as tf
 
     from nas_tf import config as config_lib
@@ -77,7 +95,7 @@ def _time_one(order: str, batch: int) -> dict:
     config = search_config.SearchConfig(
         space="darts_cnn", strategy="darts", dataset="random",
         child=config_lib.ChildConfig(num_cells=8, filters=16),
-        darts=darts)
+        darts=darts, precision=_precision(precision_name))
     with tempfile.TemporaryDirectory() as logdir:
         searcher = darts_run.DartsRun(config, logdir, data, lambda _: None)
         train = next(iter(images.train_dataset(
@@ -101,6 +119,7 @@ def _time_one(order: str, batch: int) -> dict:
         searcher.lock.release()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     return {"impl": "nas_tf", "order": order, "batch": batch,
+            "precision": precision_name,
             "compile_s": round(compile_s, 2),
             "median_s": round(statistics.median(times), 3),
             "steps_s": [round(t, 3) for t in times],
@@ -111,26 +130,28 @@ def _time_one(order: str, batch: int) -> dict:
 def main(argv):
     del argv
     if FLAGS.one:
-        order, batch = FLAGS.one.split(":")
-        print(json.dumps(_time_one(order, int(batch))))
+        order, batch, precision_name = FLAGS.one.split(":")
+        print(json.dumps(_time_one(order, int(batch), precision_name)))
         return 0
+    for name in FLAGS.precisions:
+        _precision(name)  # a bad name stops here, before any run
     results = []
-    for order in FLAGS.orders:
-        for batch in FLAGS.batch_sizes:
-            command = [sys.executable, __file__, f"--one={order}:{batch}",
-                       f"--steps={FLAGS.steps}"]
-            if FLAGS.cpu_remapper:
-                command.append("--cpu_remapper")
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode:
-                raise RuntimeError(f"{' '.join(command)} failed:\n"
-                                   f"{done.stderr[-3000:]}")
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            results.append(result)
-            print(f"{order} order, batch {batch}: {result['median_s']:.2f} "
-                  f"s/step (median of {FLAGS.steps}; compile "
-                  f"{result['compile_s']:.0f} s), peak RSS "
-                  f"{result['peak_rss_gb']:.2f} GB", flush=True)
+    for order, batch, name in itertools.product(
+            FLAGS.orders, FLAGS.batch_sizes, FLAGS.precisions):
+        command = [sys.executable, __file__, f"--one={order}:{batch}:{name}",
+                   f"--steps={FLAGS.steps}"]
+        if FLAGS.cpu_remapper:
+            command.append("--cpu_remapper")
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed:\n"
+                               f"{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        results.append(result)
+        print(f"{order} order, batch {batch}, {name}: "
+              f"{result['median_s']:.2f} s/step (median of {FLAGS.steps}; "
+              f"compile {result['compile_s']:.0f} s), peak RSS "
+              f"{result['peak_rss_gb']:.2f} GB", flush=True)
     report = {"machine": platform.machine(), "cpus": os.cpu_count(),
               "results": results}
     fileio.write_file_atomically(FLAGS.output,

@@ -39,8 +39,9 @@ def _load(export_dir):
     try:
         model = tf.saved_model.load(export_dir)
     except (OSError, ValueError) as e:
-        raise ValueError(f"--export_dir={export_dir} is not a SavedModel "
-                         f"written by export.py ({type(e).__name__})") from None
+        raise ValueError(
+            f"--export_dir={export_dir} is not a SavedModel written by "
+            f"export.py ({type(e).__name__})") from None
     missing = {"serving_default", "architecture"} - set(model.signatures)
     if missing:
         raise ValueError(f"--export_dir={export_dir} lacks the signatures "

@@ -467,8 +467,9 @@ def define_precision_flags():
         "LossScaleOptimizer: scale 2**15, halved and the step skipped on a "
         "non-finite gradient, doubled after 2000 finite steps; "
         "checkpointed). Applies to train.py's image models, the children of "
-        "nasrl, random and evolution and ENAS's image supernet; language "
-        "models and DARTS refuse it.")
+        "nasrl, random and evolution, and ENAS's and DARTS's image "
+        "supernets (alpha and the controller stay float32); language "
+        "models refuse it.")
     flags.DEFINE_boolean(
         "jit_compile", None,
         "Compile each replica's training step (forward and backward pass) "
@@ -479,8 +480,8 @@ def define_precision_flags():
         "(nothing falls back silently); the first step compiles for long "
         "(about a minute for a small ENAS macro supernet on 2 CPU cores). "
         "Same scope as --mixed_precision, less the enas_micro supernet "
-        "(its compilation takes many minutes); not for language models or "
-        "DARTS (its passes are not compiled with XLA here).")
+        "(its compilation takes many minutes), DARTS's exact order and "
+        "DARTS on several devices; not for language models.")
 
 
 def precision_config_from_flags():

@@ -38,7 +38,8 @@ class Job:
 
 
 class Sequential:
-    """One child at a time under the evaluator's strategy (``--distribute``)."""
+    """One child at a time under the evaluator's strategy
+    (``--distribute``)."""
 
     name = "sequential"
 

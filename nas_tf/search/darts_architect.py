@@ -60,14 +60,24 @@ class Architect:
         validation loss (Fair DARTS's zero-one loss), counted once over all
         replicas.
       radius: The finite difference's ``r`` numerator (0.01).
+      jit_compile: Compile the network's pass (``forward_backward``) with
+        XLA (one device; not the exact order's double backprop, which the
+        configuration refuses with XLA).
+
+    With ``weight_optimizer.loss_scale`` (``mixed_float16``) every
+    gradient is taken of the scaled loss and returned unscaled; the caller
+    skips a step whose gradients are not finite.
     """
 
     def __init__(self, model, architecture, weight_optimizer, loss_fn,
-                 mixing_mode="softmax", alpha_penalty=None, radius=0.01):
+                 mixing_mode="softmax", alpha_penalty=None, radius=0.01,
+                 jit_compile=False):
         self.model, self.architecture = model, architecture
         self.optimizer, self.loss_fn = weight_optimizer, loss_fn
         self.mixing_mode, self.alpha_penalty = mixing_mode, alpha_penalty
         self.radius = radius
+        self.jit_compile = jit_compile
+        self.loss_scale = getattr(weight_optimizer, "loss_scale", None)
         self._pass = None
 
     def forward_backward(self, weights, mixing, batch):
@@ -86,7 +96,7 @@ class Architect:
         each time: the mixing's costs little, the weights' (the kernels'
         gradients) made the first-order step 4.0 -> 4.9 s at batch 16.
         Under several replicas (the BatchNorm's all-reduce) it is traced in
-        place.
+        place, and XLA is not offered there (``search_config``).
         """
         if self._pass is None:
             def run(weights, mixing, batch):
@@ -94,15 +104,30 @@ class Architect:
                     tape.watch([weights, mixing])
                     loss, outputs, moved = self._network_loss(
                         weights, mixing, batch)
-                d_weights, d_mixing = tape.gradient(loss, (weights, mixing))
+                    scaled = self._scaled(loss)
+                d_weights, d_mixing = tape.gradient(scaled,
+                                                    (weights, mixing))
+                d_weights, d_mixing = self._unscaled((d_weights, d_mixing))
                 return loss, outputs, d_weights, d_mixing, moved
             context = tf.distribute.get_replica_context()
             if context is not None and context.num_replicas_in_sync > 1:
                 self._pass = run
             else:
                 self._pass = tf.function(
-                    run, experimental_attributes={"_noinline": True})
+                    run, jit_compile=self.jit_compile or None,
+                    experimental_attributes={"_noinline": True})
         return self._pass(weights, mixing, batch)
+
+    def _scaled(self, loss):
+        return loss if self.loss_scale is None else \
+            self.loss_scale.scale_loss(loss)
+
+    def _unscaled(self, grads):
+        """``grads`` (a nest) divided by the loss scale."""
+        if self.loss_scale is None:
+            return grads
+        flat = self.loss_scale.unscale(tf.nest.flatten(grads))
+        return tf.nest.pack_sequence_as(grads, flat)
 
     def evaluate(self, weights, alphas, batch, extra, penalized):
         """``(loss, outputs, weight grads, alpha grads)`` of ``batch`` at
@@ -226,12 +251,15 @@ class Architect:
                 inner.watch(weights)
                 train_loss, _ = self.loss(weights, train_batch, alphas,
                                           extra)
-            train_grads = _sum_over_replicas(
-                inner.gradient(train_loss, weights))
+                scaled = self._scaled(train_loss)
+            train_grads = _sum_over_replicas(self._unscaled(
+                inner.gradient(scaled, weights)))
             unrolled = self._virtual_step(weights, train_grads)
             loss, outputs = self._validation_loss(unrolled, valid_batch,
                                                   alphas, extra)
-        return outer.gradient(loss, alphas), loss, outputs
+            scaled = self._scaled(loss)
+        return (self._unscaled(outer.gradient(scaled, alphas)), loss,
+                outputs)
 
     def alpha_gradient(self, batch, alphas, extra=None):
         """grad_alpha of ``batch``'s loss at the current weights and alpha

@@ -95,8 +95,9 @@ class DartsConfig:
         and run the cell again there (``supernets/recompute.py``): the same
         gradients in less memory (0.55 GB less a first-order step at batch
         16, more at larger batches) for one more forward pass. Not an
-        original's setting (they hold every activation). The ``exact`` order runs without it: its
-        double backprop through the rerun is not supported in graph mode.
+        original's setting (they hold every activation). The ``exact``
+        order runs without it: its double backprop through the rerun is
+        not supported in graph mode.
     """
 
     train: image_trainer.ImageTrainConfig = dataclasses.field(

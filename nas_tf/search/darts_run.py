@@ -29,11 +29,13 @@ from nas_tf.search import darts_architect
 from nas_tf.search import darts_step
 from nas_tf.search import review as search_review
 from nas_tf.search import run
+from nas_tf.search import search_config
 from nas_tf.supernets import darts_alpha
 from nas_tf.supernets import darts_cnn
 from nas_tf.training import coupled_adam
 from nas_tf.training import image_trainer
 from nas_tf.training import momentum_sgd
+from nas_tf.training import precision
 from nas_tf.training import replica_loop
 from nas_tf.utils import function_specialization
 from nas_tf.utils import progress
@@ -93,14 +95,19 @@ class DartsRun(run.SearchRun):
             image_size=self.data.image_size,
             image_channels=self.data.image_channels)
         strategy = self.device_strategy
+        if cfg.precision.jit_compile and strategy.num_replicas_in_sync > 1:
+            raise ValueError(search_config.DARTS_XLA_REPLICAS)
         train = darts.train
         with strategy.scope():
-            self.supernet = darts_cnn.build(
-                child, darts.partial_channels, darts.auxiliary_skip,
-                steps=self.space.steps,
-                synchronized_bn=strategy.num_replicas_in_sync > 1,
-                recompute_cells=(darts.recompute_cells
-                                 and darts.order != "exact"))
+            # Only the network computes in 16 bits: alpha, the optimizers
+            # and the loss stay float32 (``precision``).
+            with precision.dtype_policy(cfg.precision.mixed_precision):
+                self.supernet = darts_cnn.build(
+                    child, darts.partial_channels, darts.auxiliary_skip,
+                    steps=self.space.steps,
+                    synchronized_bn=strategy.num_replicas_in_sync > 1,
+                    recompute_cells=(darts.recompute_cells
+                                     and darts.order != "exact"))
             self.architecture = darts_alpha.ArchitectureWeights(
                 darts_cnn.CELL_KINDS, len(darts_cnn.darts_ops.PRIMITIVES),
                 [i + 2 for i in range(self.space.steps)], seed=cfg.seed,
@@ -109,7 +116,8 @@ class DartsRun(run.SearchRun):
             self.optimizer = momentum_sgd.MomentumSgd(
                 self.supernet.trainable_variables, train.schedule(0),
                 momentum=train.momentum, nesterov=train.nesterov,
-                weight_decay=train.weight_decay, clip_norm=train.grad_clip)
+                weight_decay=train.weight_decay, clip_norm=train.grad_clip,
+                loss_scale=precision.make_loss_scale(cfg.precision))
             self.arch_optimizer = coupled_adam.CoupledAdam(
                 self.architecture.variables_list, darts.arch_learning_rate,
                 darts.arch_beta_1, darts.arch_beta_2,
@@ -120,7 +128,7 @@ class DartsRun(run.SearchRun):
         self.architect = darts_architect.Architect(
             self.supernet, self.architecture, self.optimizer,
             image_trainer.loss_fn(train), darts.mixing, penalty,
-            darts.fd_radius)
+            darts.fd_radius, jit_compile=cfg.precision.jit_compile)
         self.search_step = darts_step.SearchStep(
             strategy, self.architect, self.optimizer, self.arch_optimizer,
             darts.order, darts.perturbation == "random", cfg.seed)
@@ -139,7 +147,8 @@ class DartsRun(run.SearchRun):
         self.skip_weight = tf.Variable(darts.auxiliary_skip_beta,
                                        trainable=False, name="skip_weight")
         self._evaluate = replica_loop.compile_evaluate(
-            strategy, _FixedMixing(self.supernet, self._mixing))
+            strategy, _FixedMixing(self.supernet, self._mixing),
+            jit_compile=cfg.precision.jit_compile)
         self._alpha_gradient = tf.function(
             lambda batch, alphas: self.architect.alpha_gradient(
                 batch, alphas, self._extra()))

@@ -8,11 +8,18 @@ applied in cross-replica context (``CoupledAdam``, ``MomentumSgd``), so
 alpha stays one set of values outside the replicated network's weights and
 the step equals one device's on the global batch (with the supernet's
 synchronized BatchNorm).
+
+Under ``mixed_float16`` both updates share the weight optimizer's loss
+scale: each is skipped when its gradients are not finite, and each moves
+the scale (``replica_loop.apply_if_finite``).
 """
+
+import functools
 
 import tensorflow as tf
 
 from nas_tf import distribute
+from nas_tf.training import precision
 from nas_tf.training import replica_loop
 from nas_tf.utils import function_specialization
 
@@ -57,7 +64,13 @@ class SearchStep:
     def _alpha_gradients(self, train, valid, extra):
         grads, loss, outputs = self.architect.gradient(self.order, train,
                                                        valid, extra)
-        return grads, loss, replica_loop.count_hits(outputs, valid[1])
+        return (grads, loss, replica_loop.count_hits(outputs, valid[1]),
+                self._non_finite(grads))
+
+    def _non_finite(self, grads):
+        if self.architect.loss_scale is None:
+            return ()
+        return precision.non_finite(grads)
 
     def _weight_gradients(self, train, extra, bound, step):
         architect = self.architect
@@ -77,7 +90,8 @@ class SearchStep:
         for variable, value in zip(architect.model.non_trainable_variables,
                                    moved):
             variable.assign(value)
-        return grads, loss, replica_loop.count_hits(outputs, train[1])
+        return (grads, loss, replica_loop.count_hits(outputs, train[1]),
+                self._non_finite(grads))
 
     def _function(self, update_alpha: bool):
         strategy = self.strategy
@@ -86,16 +100,23 @@ class SearchStep:
         def step(train, valid, step, extra, bound):
             train = distribute.split_batch(strategy, train)
             metrics = {}
+            loss_scale = self.architect.loss_scale
             if update_alpha:
-                grads, loss, hits = strategy.run(
+                grads, loss, hits, non_finite = strategy.run(
                     self._alpha_gradients,
                     (train, distribute.split_batch(strategy, valid), extra))
-                self.arch_optimizer.apply(strategy, grads)
+                replica_loop.apply_if_finite(
+                    strategy, loss_scale, non_finite,
+                    functools.partial(self.arch_optimizer.apply, strategy,
+                                      grads))
                 metrics["valid_loss"] = strategy.reduce("SUM", loss, None)
                 metrics["valid_hits"] = strategy.reduce("SUM", hits, None)
-            grads, loss, hits = strategy.run(self._weight_gradients,
-                                             (train, extra, bound, step))
-            self.weight_optimizer.apply(strategy, grads)
+            grads, loss, hits, non_finite = strategy.run(
+                self._weight_gradients, (train, extra, bound, step))
+            replica_loop.apply_if_finite(
+                strategy, loss_scale, non_finite,
+                functools.partial(self.weight_optimizer.apply, strategy,
+                                  grads))
             metrics["train_loss"] = strategy.reduce("SUM", loss, None)
             metrics["train_hits"] = strategy.reduce("SUM", hits, None)
             return metrics

@@ -7,8 +7,8 @@ TensorBoard lists as "search"), ``run.lock`` (held by the process working
 in it), ``finished/`` (children that finished before an earlier child of
 their batch, until they enter the history) and, at the end,
 ``best_arch.txt`` with ``best_arch.cfg`` (the flags of its space). Besides
-the scalars, the events hold a drawing of the best architecture and a table of the ten best
-(``nas_tf/search/review.py``).
+the scalars, the events hold a drawing of the best architecture and a
+table of the ten best (``nas_tf/search/review.py``).
 
 Children are numbered from 1 wherever a person reads them (progress lines,
 TensorBoard steps, the top table, the summary): child ``k`` is line ``k`` of
@@ -178,8 +178,8 @@ class SearchRun:
             self.checkpoint, os.path.join(logdir, CHECKPOINT_DIR),
             max_to_keep=3)
         if self.manager.latest_checkpoint:
-            self.checkpoint.restore(
-                self.manager.latest_checkpoint).assert_existing_objects_matched()
+            self.checkpoint.restore(self.manager.latest_checkpoint) \
+                .assert_existing_objects_matched()
         if resuming:
             log(f"resuming {logdir}: {self._resumed_line()}")
         self.writer = tf.summary.create_file_writer(
@@ -212,7 +212,7 @@ class SearchRun:
         takes the space of its first child (the depth schedule grows it)."""
         return self.config.space_at(index - index % self.config.batch_size)
 
-    # -- the loop --------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------
     def run(self) -> SearchResult:
         """Trains every child not in the history yet; releases the run
         directory however it ends."""
@@ -318,7 +318,7 @@ class SearchRun:
             if self._training_began is not None:
                 self._progress(index, record)
 
-    # -- reporting ---------------------------------------------------------------
+    # -- reporting ---------------------------------------------------------
     def _progress(self, index, record):
         best = self.history.best()
         # Wall time per child trained by this process: with parallel

@@ -70,12 +70,13 @@ class SearchConfig:
         training, controller steps per epoch, deriving.
       darts: The DARTS loop (``strategy="darts"``): the weights' training,
         alpha's optimizer, the order of its gradient, the follow-ups.
-      reward: Reward formula (see ``nas_tf/search/reward.py``); "" takes NAS-RL's
-        for the dataset kind.
+      reward: Reward formula (see ``nas_tf/search/reward.py``); "" takes
+        NAS-RL's for the dataset kind.
       failed_reward: Reward of a child that cannot be built.
       distribute: ``auto``, ``mirrored`` or ``one_device``.
       precision: Mixed precision and XLA of the image children's and the
-        ENAS supernet's training (``nas_tf/training/precision.py``).
+        ENAS and DARTS image supernets' training
+        (``nas_tf/training/precision.py``).
     """
 
     space: str = "nasrl_cnn"
@@ -215,13 +216,7 @@ def check_search_config(config: SearchConfig) -> None:
         raise ValueError(
             f"{config.precision}: language models train in float32 without "
             f"XLA here; mixed_precision and jit_compile apply to image "
-            f"children and the ENAS image supernets")
-    if config.strategy == "darts" and not config.precision.is_default:
-        raise ValueError(
-            f"{config.precision}: the DARTS search runs in float32 without "
-            f"XLA here (its weight and architecture passes are not "
-            f"converted); mixed_precision and jit_compile apply to nasrl, "
-            f"random and evolution children and to ENAS")
+            f"children and the ENAS and DARTS image supernets")
     if config.kind == "text" and config.distribute == "mirrored":
         raise ValueError("language-model children train on one device; "
                          "distribute='mirrored' is for image children")
@@ -240,6 +235,14 @@ def check_search_config(config: SearchConfig) -> None:
             "every child, so it must be at least 1 (unset: the dataset's "
             "own)")
     config.reward_formula()
+
+
+# XLA compiles one replica's pass; the DARTS network's synchronized
+# BatchNorm all-reduces across replicas in the middle of it.
+DARTS_XLA_REPLICAS = (
+    "jit_compile: the DARTS search network normalises over all replicas' "
+    "batches inside its pass, which XLA cannot compile; run it on one "
+    "device (--distribute=one_device) or without --jit_compile")
 
 
 def _check_darts(config: SearchConfig) -> None:
@@ -273,6 +276,18 @@ def _check_darts(config: SearchConfig) -> None:
             f"strategy 'darts' relaxes the darts_cnn (images) or darts_rnn "
             f"(text) space into its search network; space "
             f"{config.space!r} has none here, use one of those")
+    if config.precision.jit_compile:
+        if config.darts.order == "exact":
+            # Measured on a 2-core CPU: 126 s to compile it for a 3-cell
+            # network of 2-node cells; the exact order is the reference
+            # the finite difference is tested against, not a search mode.
+            raise ValueError(
+                "jit_compile with order='exact': XLA compiles the double "
+                "backprop through the search network for minutes (over 2 "
+                "on a 2-core CPU for 3 cells of 2 nodes); use order "
+                "'second' or 'first' with --jit_compile")
+        if config.distribute == "mirrored":
+            raise ValueError(DARTS_XLA_REPLICAS)
     if config.darts.partial_channels > 1:
         if config.child.filters % config.darts.partial_channels:
             raise ValueError(

@@ -12,7 +12,10 @@ An op here is a plain object whose weights belong to the Keras layer that
 made it (the edge's ``MixedOp`` or the cell): the network has 112 edges of
 7 ops, and one Keras layer per edge instead of one per conv and BN makes
 building and tracing it several times faster. All ops work in any float
-dtype (float64 for the gradient tests).
+dtype (float64 for the gradient tests), and under Keras's mixed policies
+(``training/precision.py``): kernels are float32 variables read in the
+16-bit compute dtype, while BatchNorm keeps its statistics, scale and
+offset in float32, as Keras's own BatchNormalization does.
 """
 
 import math
@@ -25,6 +28,10 @@ from nas_tf.ops import layers as nas_layers
 # cnn/genotypes.py PRIMITIVES; column k of a cell's mixing weights is op k.
 PRIMITIVES = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
               "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+
+# Compute dtypes of the mixed policies; FusedBatchNormV3 takes them (and
+# float32) with float32 statistics.
+_HALF_DTYPES = (tf.float16, tf.bfloat16)
 
 
 class BnSettings:
@@ -77,38 +84,37 @@ class SearchBn:
             # PyTorch 0.3's BatchNorm starts its scale U(0, 1).
             self.scale = owner.add_weight(
                 (width,), keras.initializers.RandomUniform(0.0, 1.0),
-                name=f"{name}_gamma")
+                name=f"{name}_gamma", autocast=False)
             self.offset = owner.add_weight((width,), "zeros",
-                                           name=f"{name}_beta")
+                                           name=f"{name}_beta",
+                                           autocast=False)
+        # Not autocast: under a mixed policy they stay float32 when read.
         self.mean = owner.add_weight((width,), "zeros", trainable=False,
-                                     name=f"{name}_moving_mean")
+                                     name=f"{name}_moving_mean",
+                                     autocast=False)
         self.variance = owner.add_weight((width,), "ones", trainable=False,
-                                         name=f"{name}_moving_variance")
+                                         name=f"{name}_moving_variance",
+                                         autocast=False)
 
     def __call__(self, x, training, weight=None):
         """``weight``: a scalar multiplying the output (an edge's mixing
         weight of this op, folded into the kernel's scale: one op instead
         of a BatchNorm and a product, and the weight's gradient comes with
-        the BatchNorm's)."""
+        the BatchNorm's).
+
+        16-bit ``x`` (mixed precision) is normalised with float32
+        statistics: by the fused kernel, which takes 16-bit activations
+        with float32 parameters, or else in float32 and cast back."""
         s = self.settings
+        half = x.dtype in _HALF_DTYPES
         scale = self.scale
         if weight is not None:
-            scale = tf.fill([x.shape[-1]], weight)
-        if not training:
-            return tf.nn.batch_normalization(
-                x, self.mean.value, self.variance.value, self.offset,
-                scale, s.epsilon)
+            scale = tf.fill([x.shape[-1]],
+                            tf.cast(weight, tf.float32 if half else x.dtype))
         replicas = tf.distribute.get_replica_context()
-        if (s.synchronized and replicas is not None
-                and replicas.num_replicas_in_sync > 1):
-            count = tf.cast(tf.size(x) // x.shape[-1], x.dtype)
-            total, squares, count = replicas.all_reduce(
-                "SUM", [tf.reduce_sum(x, [0, 1, 2]),
-                        tf.reduce_sum(tf.square(x), [0, 1, 2]), count])
-            mean = total / count
-            variance = tf.maximum(squares / count - tf.square(mean), 0.0)
-            unbiased = variance * count / tf.maximum(count - 1, 1)
-        elif x.dtype == tf.float32:
+        synchronized = (s.synchronized and replicas is not None
+                        and replicas.num_replicas_in_sync > 1)
+        if training and not synchronized and (half or x.dtype == tf.float32):
             width = x.shape[-1]
             # One kernel normalises and moves the averages (with the
             # unbiased batch variance, as PyTorch): a few ops per BatchNorm
@@ -124,11 +130,23 @@ class SearchBn:
             self.mean.assign(mean)
             self.variance.assign(variance)
             return y
+        if half:
+            return tf.cast(self(tf.cast(x, tf.float32), training, weight),
+                           x.dtype)
+        if not training:
+            return tf.nn.batch_normalization(
+                x, self.mean.value, self.variance.value, self.offset,
+                scale, s.epsilon)
+        count = tf.cast(tf.size(x) // x.shape[-1], x.dtype)
+        if synchronized:
+            total, squares, count = replicas.all_reduce(
+                "SUM", [tf.reduce_sum(x, [0, 1, 2]),
+                        tf.reduce_sum(tf.square(x), [0, 1, 2]), count])
+            mean = total / count
+            variance = tf.maximum(squares / count - tf.square(mean), 0.0)
         else:
-            count = tf.cast(tf.size(x) // x.shape[-1], x.dtype)
             mean, variance = moments(x)
-            unbiased = variance * count / tf.maximum(count - 1, 1)
-        self._move(mean, unbiased)
+        self._move(mean, variance * count / tf.maximum(count - 1, 1))
         return tf.nn.batch_normalization(x, mean, variance, self.offset,
                                          scale, s.epsilon)
 
@@ -239,7 +257,7 @@ class PoolBn:
 
 
 def _identity(x, training, weight=None, relu_x=None):
-    return x if weight is None else weight * x
+    return x if weight is None else tf.cast(weight, x.dtype) * x
 
 
 def build_op(owner, name, width, stride, bn: BnSettings):

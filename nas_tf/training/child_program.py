@@ -9,8 +9,9 @@ epoch after epoch on the batches ``images.train_dataset`` would give
 validates after each epoch the reward reads, and returns the per-epoch
 losses, the correct validation predictions and its own time. A diverged
 child trains on to the last epoch (its outcome is cut at the divergence,
-as ``child_trainer`` stops there). The step is ``replica_loop``'s, so a child trained
-this way equals one trained by ``child_trainer`` with the same seed.
+as ``child_trainer`` stops there). The step is ``replica_loop``'s, so a
+child trained this way equals one trained by ``child_trainer`` with the
+same seed.
 
 Starting from the initial values makes the program idempotent:
 ``ClusterCoordinator`` re-runs a closure whose worker was lost (it may so

@@ -7,25 +7,35 @@
   ``mixed_float16`` compute layers in 16 bits while every variable stays
   float32 (Keras's mixed policies); the loss casts the logits to float32
   (``replica_loop.cross_entropy``), and BatchNorm normalises with float32
-  statistics (Keras's layer computes in float32, ``FusedBatchNorm`` and
-  the ENAS micro cell's fused kernel take float32 scale and offset). ``mixed_float16`` also
-  scales the loss dynamically (``DynamicLossScale``): float16's range is
-  too small for small gradients. bfloat16 has float32's range and needs no
-  scaling.
+  statistics (Keras's layer computes in float32; ``FusedBatchNorm``, the
+  ENAS micro cell's fused kernel and DARTS's ``SearchBn`` take float32
+  scale, offset and statistics). ``mixed_float16`` also scales the loss
+  dynamically (``DynamicLossScale``): float16's range is too small for
+  small gradients. bfloat16 has float32's range and needs no scaling.
 * ``jit_compile``: the per-replica training step (forward and backward
   pass) and the per-replica evaluation step are compiled with XLA
   (``tf.function(jit_compile=True)``). What stays outside XLA, by design:
   the tf.data pipeline (a Python loop feeds the compiled step, see
   ``replica_loop``), the sum of the replicas' gradients and the optimizer's
-  update (cross-replica context), the loss scale's bookkeeping and an
-  ENAS supernet's architecture sampling. An op XLA cannot compile raises
-  ``XlaCompileError`` naming the step; nothing falls back silently. XLA
-  drops ``tf.debugging`` assertions inside the compiled step (it logs
-  "Ignoring Assert operator"): the ENAS supernets' checks of the
-  architecture tensor do not run there (the controller's architectures
-  are valid by construction). Not offered (the configs refuse it): DARTS,
-  whose passes are not converted; language models; the enas_micro
-  supernet, whose step took XLA over 9 minutes to compile on 2 CPU cores.
+  update (cross-replica context), the loss scale's bookkeeping, an ENAS
+  supernet's architecture sampling and DARTS's alpha (its softmax,
+  SDARTS's noise, the finite difference's arithmetic: DARTS compiles each
+  pass through the network, ``darts_architect.Architect.forward_backward``).
+  An op XLA cannot compile raises ``XlaCompileError`` naming the step;
+  nothing falls back silently. XLA drops ``tf.debugging`` assertions inside
+  the compiled step (it logs "Ignoring Assert operator"): the ENAS
+  supernets' checks of the architecture tensor do not run there (the
+  controller's architectures are valid by construction). Not offered (the
+  configs refuse it): language models; the enas_micro supernet, whose step
+  took XLA over 9 minutes to compile on 2 CPU cores; DARTS's exact order
+  (its double backprop took 126 s to compile for a 3-cell network) and
+  DARTS on several replicas (its BatchNorm all-reduces inside the pass).
+
+DARTS under a mixed policy: the search network computes in 16 bits; alpha,
+its softmax, both optimizers and the loss stay float32; under
+``mixed_float16`` the weight optimizer's loss scale scales every pass and
+each of the two updates of a step is skipped on its own non-finite
+gradients (``darts_step``).
 
 The dtype policy is global in Keras: ``dtype_policy`` sets it only while a
 model is built and restores the previous one afterwards. Layers keep the
@@ -119,6 +129,12 @@ def all_finite(grads) -> tf.Tensor:
     """True if every element of every gradient is finite."""
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(
         tf.convert_to_tensor(g))) for g in grads])
+
+
+def non_finite(grads) -> tf.Tensor:
+    """1.0 if a gradient holds an inf or a NaN, else 0.0 (summed over
+    replicas, 0 means every replica's were finite)."""
+    return 1.0 - tf.cast(all_finite(grads), tf.float32)
 
 
 class DynamicLossScale(tf.Module):

@@ -74,8 +74,7 @@ def train_step_fn(strategy, model, loss_fn, variables, optimizer,
         non_finite = ()
         if loss_scale is not None:
             grads = loss_scale.unscale(grads)
-            non_finite = 1.0 - tf.cast(precision.all_finite(grads),
-                                       tf.float32)
+            non_finite = precision.non_finite(grads)
         used = ()
         if skip_unused:
             used = [tf.cast(tf.reduce_any(tf.not_equal(
@@ -98,20 +97,27 @@ def train_step_fn(strategy, model, loss_fn, variables, optimizer,
             before_step(step)
         loss, batch_hits, grads, used, non_finite = strategy.run(
             replica_step, (distribute.split_batch(strategy, batch), step))
-        if loss_scale is None:
-            optimizer.apply(strategy, grads, used if skip_unused else None)
-        else:
-            # Skipped on every replica if one replica's gradients are not
-            # finite.
-            finite = strategy.reduce("SUM", non_finite, axis=None) == 0
-            if finite:
-                optimizer.apply(strategy, grads,
-                                used if skip_unused else None)
-            loss_scale.update(finite)
+        apply_if_finite(strategy, loss_scale, non_finite,
+                        lambda: optimizer.apply(
+                            strategy, grads, used if skip_unused else None))
         return (strategy.reduce("SUM", loss, axis=None),
                 strategy.reduce("SUM", batch_hits, axis=None))
 
     return train_step
+
+
+def apply_if_finite(strategy, loss_scale, non_finite, apply) -> None:
+    """Runs the update ``apply()`` (cross-replica context). With a
+    ``loss_scale`` (mixed_float16) the update is skipped on every replica
+    if one replica's gradients were not finite (``non_finite``: each
+    replica's ``precision.non_finite``), and the scale moves."""
+    if loss_scale is None:
+        apply()
+        return
+    finite = strategy.reduce("SUM", non_finite, axis=None) == 0
+    if finite:
+        apply()
+    loss_scale.update(finite)
 
 
 def compile_train_epoch(strategy, model, loss_fn, variables, optimizer,
