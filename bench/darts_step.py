@@ -4,8 +4,8 @@
       [--precisions=float32,mixed_bfloat16,float32+xla] [--steps=5]
       [--output=bench_results/darts_step.json]
 
-For each order and batch size, in a process of its own (so that its peak
-memory is its own): the CIFAR-10 search network of
+For each order, batch size and precision, in a process of its own (so
+that its peak memory is its own): the CIFAR-10 search network of
 configs/darts_cifar10_search.cfg (8 cells, C = 16, 4 nodes, all 8 ops on
 every edge, 10 classes, 32 x 32 x 3 random images) trained by the DARTS
 loop's own compiled step (``DartsRun.search_step``: alpha's update on a
