@@ -169,6 +169,7 @@ tree.body.remove(blocks[0])
 module = types.ModuleType("__main__")
 module.__file__ = script
 sys.modules["__main__"] = module
+sys.argv = [script]  # absl files __main__'s flags under sys.argv[0]
 exec(compile(tree, script, "exec"), module.__dict__)
 run_main = compile(ast.Module(body=blocks[0].body, type_ignores=[]), script,
                    "exec")
