@@ -35,23 +35,33 @@ def _summary(space_name, arch_name, **child):
     return model, describe.summarize(model)
 
 
+@pytest.fixture(scope="module")
+def darts_v2_cifar():
+    """DARTS_V2 at its CIFAR size, built once for the two tests that read
+    it."""
+    return _summary("darts_cnn", "DARTS_V2", **DARTS_CIFAR)
+
+
 @pytest.mark.parametrize("arch_name, child, expected", [
     ("DARTS_V2", DARTS_CIFAR, 3_349_342),
     ("DARTS_V1", DARTS_CIFAR, 3_169_414),
     ("DARTS_V2", DARTS_IMAGENET, 4_718_752),
 ])
 @pytest.mark.slow
-def test_darts_trainable_params(arch_name, child, expected):
-    model, summary = _summary("darts_cnn", arch_name, **child)
+def test_darts_trainable_params(arch_name, child, expected, request):
+    if (arch_name, child) == ("DARTS_V2", DARTS_CIFAR):
+        model, summary = request.getfixturevalue("darts_v2_cifar")
+    else:
+        model, summary = _summary("darts_cnn", arch_name, **child)
     assert summary.trainable_params == expected
     # The auxiliary head exists (it trains) but is not counted.
     assert len(model.outputs) == 2
 
 
 @pytest.mark.slow
-def test_darts_cifar_aux_head_size():
+def test_darts_cifar_aux_head_size(darts_v2_cifar):
     # ORIGINALS 4.4: the CIFAR auxiliary head adds 476,426 parameters.
-    model, summary = _summary("darts_cnn", "DARTS_V2", **DARTS_CIFAR)
+    model, summary = darts_v2_cifar
     all_trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
     assert all_trainable - summary.trainable_params == 476_426
 

@@ -142,6 +142,112 @@ def run_script(script, *args, timeout=600, cwd=ROOT):
     return result.returncode, result.stdout, result.stderr
 
 
+# Runs scripts/<script> once per command line, all in one interpreter, so
+# TensorFlow is imported once for them. The script is loaded once as
+# ``__main__`` (its flags defined) and its ``if __name__ == "__main__":``
+# block runs for each command line as it would in a process of its own:
+# flags and presets parsed from scratch, sys.exit's status, file
+# descriptors 1 and 2 captured. Writes [status, stdout, stderr] per command
+# line to the JSON file named by argv[3].
+_SCRIPT_CASES = r"""
+import ast
+import json
+import os
+import sys
+import tempfile
+import traceback
+import types
+
+script, cases, results = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+sys.path.insert(0, os.path.dirname(script))
+with open(script) as f:
+    tree = ast.parse(f.read(), script)
+blocks = [node for node in tree.body if isinstance(node, ast.If)
+          and ast.unparse(node.test) == "__name__ == '__main__'"]
+assert len(blocks) == 1, "no single __main__ block"
+tree.body.remove(blocks[0])
+module = types.ModuleType("__main__")
+module.__file__ = script
+sys.modules["__main__"] = module
+sys.argv = [script]  # absl files __main__'s flags under sys.argv[0]
+exec(compile(tree, script, "exec"), module.__dict__)
+run_main = compile(ast.Module(body=blocks[0].body, type_ignores=[]), script,
+                   "exec")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import command_line  # noqa: E402
+
+out = []
+for args in cases:
+    flags.FLAGS.unparse_flags()
+    command_line._read_presets.clear()
+    # absl's app.run parses and sets up as on a first run.
+    app._run_init.done = False
+    app._register_and_parse_flags_with_usage.done = False
+    sys.argv = [script, *args]
+    captured = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    os.dup2(captured[0].fileno(), 1)
+    os.dup2(captured[1].fileno(), 2)
+    try:
+        try:
+            exec(run_main, module.__dict__)
+            code = 0
+        except SystemExit as e:  # as the interpreter makes it a status
+            code = e.code
+            if code is None:
+                code = 0
+            elif not isinstance(code, int):
+                print(code, file=sys.stderr)
+                code = 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+    texts = []
+    for f in captured:
+        f.seek(0)
+        texts.append(f.read().decode(errors="replace"))
+        f.close()
+    out.append([code, *texts])
+with open(results, "w") as f:
+    json.dump(out, f)
+"""
+
+
+def run_script_cases(script, *cases, timeout=600, cwd=ROOT):
+    """Runs ``scripts/<script>`` with each of ``cases`` (lists of
+    arguments) in turn, as ``run_script`` would, but all in one fresh
+    interpreter, so TensorFlow starts once for them; returns (exit status,
+    stdout, stderr) per case. For command lines that stop early (bad
+    flags, a finished run): run_script keeps one real process."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    with tempfile.TemporaryDirectory() as scratch:
+        results = os.path.join(scratch, "results.json")
+        completed = subprocess.run(
+            [sys.executable, "-c", _SCRIPT_CASES,
+             os.path.join(ROOT, "scripts", script),
+             json.dumps([list(map(str, case)) for case in cases]), results],
+            cwd=cwd, env=script_env(), capture_output=True, text=True,
+            timeout=timeout)
+        assert completed.returncode == 0 and os.path.exists(results), \
+            completed.stderr
+        with open(results) as f:
+            return [tuple(result) for result in json.load(f)]
+
+
 def without_wall_clock(records):
     """Search history records without their timing fields, which differ
     between otherwise identical runs."""

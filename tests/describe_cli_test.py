@@ -4,6 +4,7 @@ drawing, and one-line errors without tracebacks."""
 import pytest
 
 from conftest import run_script
+from conftest import run_script_cases
 from nas_tf.spaces.published import PUBLISHED
 
 # Every test here runs describe.py in a subprocess.
@@ -57,16 +58,27 @@ def test_ptb_presets(preset, arch, params, size):
     assert fields["space_size"] == str(size)
 
 
-def _one_line_error(args):
+def _check_one_line_error(code, out, err):
     """The script's whole error output: one line, exit status 2 (the
-    README's promise for bad input)."""
-    code, out, err = _describe(*args)
+    README's promise for bad input). Returns the line."""
     assert code == 2, err
     assert "Traceback" not in err and "Traceback" not in out
     errors = err.splitlines()
     assert len(errors) == 1 and errors[0].startswith("describe.py: error: "), \
         err
     return errors[0]
+
+
+def _one_line_error(args):
+    return _check_one_line_error(*_describe(*args))
+
+
+def _one_line_errors(*cases):
+    """``_one_line_error`` of each command line, all in one interpreter
+    (TensorFlow starts once for them)."""
+    return [_check_one_line_error(*result)
+            for result in run_script_cases("describe.py", *cases,
+                                           timeout=300)]
 
 
 def _micro_tokens(position, value):
@@ -79,29 +91,32 @@ def _micro_tokens(position, value):
 # (tests/space_errors_test.py); here they must reach the user as one line
 # with exit status 2.
 def test_bad_architecture_is_one_line_error():
+    bad_op, unknown_op = _one_line_errors(
+        ["--space=enas_micro", f"--arch={_micro_tokens(3, '7')}"],
+        ["--space=darts_rnn", "--steps=2", "--arch=Genotype("
+         "recurrent=[('tanh', 0), ('gelu', 1)], concat=range(1, 3))"])
     # normal node 2, op2: ops are 0..4.
-    line = _one_line_error(["--space=enas_micro",
-                            f"--arch={_micro_tokens(3, '7')}"])
-    assert "token 3 (normal/node2/op2) = 7" in line and "0..4" in line
-    line = _one_line_error(["--space=darts_rnn", "--steps=2", "--arch=Genotype("
-                            "recurrent=[('tanh', 0), ('gelu', 1)], "
-                            "concat=range(1, 3))"])
-    assert "unknown op 'gelu'; allowed: tanh, relu, sigmoid, identity" in line
+    assert "token 3 (normal/node2/op2) = 7" in bad_op and "0..4" in bad_op
+    assert "unknown op 'gelu'; allowed: tanh, relu, sigmoid, identity" in \
+        unknown_op
 
 
 def test_bad_flag_value_is_one_line_error():
-    line = _one_line_error(["--space=nasrl_cnn", "--pool_layers=1,x",
-                            "--arch=0"])
-    assert "--pool_layers" in line and "'x'" in line
-    # absl's own checks (an unknown value of an enum, a missing --arch) and
-    # a drawing that cannot be written end the same way.
+    # absl's own checks (an unknown value of an enum, a missing --arch), a
+    # bad list and a drawing that cannot be written end the same way; the
+    # first in a process of its own.
     line = _one_line_error(["--space=annealed", "--arch=0"])
     assert "--space=annealed" in line and "nasrl_cnn" in line
-    line = _one_line_error(["--space=nasrl_cnn"])
-    assert "--arch is required" in line
-    line = _one_line_error(["--preset=darts_cifar10_final", "--arch=DARTS_V2",
-                            "--draw=/proc/no_such_dir/cells.png"])
-    assert "--draw=/proc/no_such_dir/cells.png: cannot write it" in line
+    bad_list, no_arch, unwritable = _one_line_errors(
+        ["--space=nasrl_cnn", "--pool_layers=1,x", "--arch=0"],
+        ["--space=nasrl_cnn"],
+        # (A small network: it is built before the drawing fails.)
+        ["--preset=darts_cifar10_final", "--num_cells=3", "--filters=4",
+         "--arch=DARTS_V2", "--draw=/proc/no_such_dir/cells.png"])
+    assert "--pool_layers" in bad_list and "'x'" in bad_list
+    assert "--arch is required" in no_arch
+    assert "--draw=/proc/no_such_dir/cells.png: cannot write it" in \
+        unwritable
 
 
 def test_darts_search_network_of_the_search_preset():

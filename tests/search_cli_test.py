@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT, run_script, script_command, script_env
+from conftest import run_script_cases
 from conftest import without_wall_clock
 
 # A tiny search: 6 children of 2 layers, one short epoch each.
@@ -106,40 +107,50 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path,
 
 @pytest.mark.slow
 def test_bad_flags_fail_at_once_with_a_clear_message(tmp_path, whole):
+    whole_dir = whole[0]
     began = time.time()
-    code, _, err = _search("--space=darts_rnn", "--dataset=dominoes",
-                           f"--logdir={tmp_path / 'a'}")
+    # One command line in a process of its own; the others in one
+    # interpreter (TensorFlow starts once for them).
+    code, _, err = _search("--strategy=annealing", f"--logdir={tmp_path}")
+    assert code == 2 and "annealing" in err  # absl's enum check, one line
+    (language_space, unknown_dataset, no_logdir, bad_bias, no_validation,
+     train_only, other_seed, moved_data) = run_script_cases(
+        "search.py",
+        ["--space=darts_rnn", "--dataset=dominoes",
+         f"--logdir={tmp_path / 'a'}"],
+        ["--space=nasrl_cnn", "--dataset=no_such_images",
+         f"--logdir={tmp_path / 'b'}"],
+        ["--preset=quickstart"],
+        ["--controller_op_bias_init=1,a", f"--logdir={tmp_path / 'c'}"],
+        ["--dataset=dominoes", "--validation_size=0",
+         f"--logdir={tmp_path / 'd'}"],
+        ["--dataset=dominoes", "--cutout=16", f"--logdir={tmp_path / 'e'}"],
+        [*TINY, "--seed=3", f"--logdir={whole_dir}"],
+        # Where the data lives is not what the run is: a moved --data_dir
+        # resumes (here the finished run has nothing left to do).
+        [*TINY, f"--data_dir={tmp_path / 'moved'}", f"--logdir={whole_dir}"])
+    code, _, err = language_space
     assert code == 2
     assert "space 'darts_rnn' builds language models; dataset 'dominoes' " \
         "does not fit" in err
-    code, _, err = _search("--space=nasrl_cnn", "--dataset=no_such_images",
-                           f"--logdir={tmp_path / 'b'}")
+    code, _, err = unknown_dataset
     assert code == 2 and "no_such_images" in err
-    code, _, err = _search("--strategy=annealing", f"--logdir={tmp_path}")
-    assert code == 2 and "annealing" in err  # absl's enum check, one line
-    code, _, err = _search("--preset=quickstart")
+    code, _, err = no_logdir
     assert code == 2 and "--logdir is required" in err
-    code, _, err = _search("--controller_op_bias_init=1,a",
-                           f"--logdir={tmp_path / 'c'}")
+    code, _, err = bad_bias
     assert code == 2 and "--controller_op_bias_init=1,a" in err
-    code, _, err = _search("--dataset=dominoes", "--validation_size=0",
-                           f"--logdir={tmp_path / 'd'}")
+    code, _, err = no_validation
     assert code == 2 and "validation_size=0" in err
-    code, _, err = _search("--dataset=dominoes", "--cutout=16",
-                           f"--logdir={tmp_path / 'e'}")
+    code, _, err = train_only
     assert code == 2 and "--cutout: scripts/train.py flags" in err
-    # Generous: each command starts TensorFlow once, on a loaded machine.
+    # Generous: on a loaded machine.
     assert time.time() - began < 240
     assert not any((tmp_path / name).exists() for name in "abcde")
 
-    whole_dir = whole[0]
-    code, _, err = _search(*TINY, "--seed=3", f"--logdir={whole_dir}")
+    code, _, err = other_seed
     assert code == 2
     assert "holds a run started with other flags (--seed: 0 -> 3)" in err
-    # Where the data lives is not what the run is: a moved --data_dir
-    # resumes (here the finished run has nothing left to do).
-    code, out, err = _search(*TINY, f"--data_dir={tmp_path / 'moved'}",
-                             f"--logdir={whole_dir}")
+    code, out, err = moved_data
     assert code == 0, err
 
 

@@ -125,30 +125,39 @@ def _scripted_rewards(monkeypatch, rewards, metric="valid_accuracy"):
     monkeypatch.setattr(children.ChildEvaluator, "evaluate", evaluate)
 
 
-def test_run_directory_history_and_tensorboard(tmp_path, data):
+@pytest.fixture(scope="module")
+def whole(data, tmp_path_factory):
+    """An uninterrupted search of ``_config()``: (its directory, result,
+    log lines)."""
+    logdir = tmp_path_factory.mktemp("whole")
     lines = []
-    result = run.run_search(_config(), str(tmp_path), data, lines.append)
-    names = set(os.listdir(tmp_path))
+    result = run.run_search(_config(), str(logdir), data, lines.append)
+    return logdir, result, lines
+
+
+def test_run_directory_history_and_tensorboard(whole):
+    logdir, result, lines = whole
+    names = set(os.listdir(logdir))
     assert {"best_arch.txt", "checkpoints", "config.json",
             "history.jsonl", run.SUMMARY_DIR} <= names
     assert any(n.startswith("events.out.tfevents")
-               for n in os.listdir(tmp_path / run.SUMMARY_DIR))
+               for n in os.listdir(logdir / run.SUMMARY_DIR))
     # Drawings are made in memory: no image or temporary file is left.
     assert not [n for n in names if n.endswith(".png") or n.startswith(".")]
-    records = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
+    records = [json.loads(line) for line in open(logdir / "history.jsonl")]
     assert [r["step"] for r in records] == [0, 1, 2, 3]
     for r in records:
         assert {"tokens", "reward", "metrics", "wall_time", "status"} <= set(r)
         assert r["reward"] == pytest.approx(r["metrics"]["valid_accuracy"]
                                             ** 3)
     best = max(records, key=lambda r: r["reward"])
-    assert (tmp_path / "best_arch.txt").read_text().strip() == best["tokens"]
+    assert (logdir / "best_arch.txt").read_text().strip() == best["tokens"]
     assert result.best_tokens == best["tokens"]
     progress = [line for line in lines if line.startswith("[child")]
     assert len(progress) == 4
     assert all(k in progress[-1] for k in ("reward", "baseline", "best",
                                            "s/child", "ETA"))
-    events = _events(tmp_path)
+    events = _events(logdir)
     tags = set(events.Tags()["tensors"])
     assert {"controller/reward", "controller/baseline", "controller/entropy",
             "controller/loss", "child/valid_accuracy", "architecture",
@@ -233,16 +242,12 @@ def _check_resumed(resumed, lines, whole, resumed_dir, whole_dir):
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_the_uninterrupted_history(tmp_path,
-                                                              data):
+                                                              data, whole):
     # Children really train; killed in the middle of the second batch.
-    config = _config(num_children=4,
-                     child_train=child_trainer.ChildTrainConfig(
-                         epochs=1, batch_size=32, learning_rate=0.05,
-                         steps_per_epoch=2, reward_epochs=1))
-    whole = run.run_search(config, str(tmp_path / "whole"), data,
-                           lambda line: None)
-    resumed, lines = _kill_and_resume(config, data, str(tmp_path / "cut"), 3)
-    _check_resumed(resumed, lines, whole, tmp_path / "cut", tmp_path / "whole")
+    whole_dir, whole_result, _ = whole
+    resumed, lines = _kill_and_resume(_config(), data, str(tmp_path / "cut"),
+                                      3)
+    _check_resumed(resumed, lines, whole_result, tmp_path / "cut", whole_dir)
 
 
 # Rewards that rarely raise the best (each new best is drawn, which is slow).
@@ -290,7 +295,8 @@ def test_resume_across_a_depth_schedule_boundary(tmp_path, data,
         _check_resumed(resumed, lines, whole, cut, tmp_path / "whole")
 
 
-def test_resume_refuses_a_different_config(tmp_path, data):
+def test_resume_refuses_a_different_config(tmp_path, data, monkeypatch):
+    _scripted_rewards(monkeypatch, [0.1, 0.2])  # what trains is not checked
     run.run_search(_config(num_children=2), str(tmp_path), data,
                    lambda line: None)
     with pytest.raises(ValueError, match="changed: seed"):

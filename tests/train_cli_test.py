@@ -7,6 +7,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import run_script
+from conftest import run_script_cases
 
 ARCH = "1 2 1 3 3 1 1 3 3 1 1 1"  # nasrl_cnn, 3 layers
 SHORT = ["--flagfile=configs/quickstart_train.cfg", "--epochs=3",
@@ -38,12 +39,21 @@ def test_train_writes_a_finished_run_and_refuses_to_redo_it(tmp_path):
             "test/accuracy"} <= set(tags["tensors"]) | set(tags["scalars"])
     assert "_hparams_/session_start_info" in tags["tensors"]
 
-    code, out, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
-                                f"--logdir={logdir}")
+    # Run again, the finished run is reported, not trained again; a
+    # different recipe is refused (in one interpreter: TensorFlow starts
+    # once).
+    again, relaunched, other_recipe = run_script_cases(
+        "train.py", [*SHORT, f"--arch={ARCH}", f"--logdir={logdir}"],
+        # The run's own flags.cfg relaunches it (another preset name, same
+        # run).
+        [f"--flagfile={logdir}/flags.cfg"],
+        [*SHORT, f"--arch={ARCH}", "--weight_decay=0", f"--logdir={logdir}"])
+    code, out, err = again
     assert code == 0 and "has finished training" in out
-    # The run's own flags.cfg relaunches it (another preset name, same run).
-    code, out, err = run_script("train.py", f"--flagfile={logdir}/flags.cfg")
+    code, out, err = relaunched
     assert code == 0 and "has finished training" in out, err
+    code, _, err = other_recipe
+    assert code == 2 and "different recipe" in err
 
     export = tmp_path / "export"
     code, out, err = run_script("export.py", f"--logdir={logdir}",
@@ -58,43 +68,45 @@ def test_train_writes_a_finished_run_and_refuses_to_redo_it(tmp_path):
         out.count("(diagonal)") == 8
     assert ARCH in out
 
-    code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
-                              "--weight_decay=0", f"--logdir={logdir}")
-    assert code == 2 and "different recipe" in err
-
 
 @pytest.mark.slow
 def test_bad_train_flags_fail_at_once(tmp_path):
-    code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
-                              f"--arch_file={tmp_path}/best_arch.txt",
-                              f"--logdir={tmp_path / 'a'}")
+    # The train.py command lines in one interpreter (TensorFlow starts
+    # once); classify.py's in a process of its own.
+    (arch_and_file, bad_arch, bad_schedule, text_dataset, missing_file,
+     unprepared, too_few_classes) = run_script_cases(
+        "train.py",
+        [*SHORT, f"--arch={ARCH}", f"--arch_file={tmp_path}/best_arch.txt",
+         f"--logdir={tmp_path / 'a'}"],
+        [*SHORT, "--arch=9 9 9", f"--logdir={tmp_path / 'b'}"],
+        [*SHORT, f"--arch={ARCH}", "--lr_schedule=step",
+         f"--logdir={tmp_path}/c"],
+        [*SHORT, f"--arch={ARCH}", "--dataset=synthetic_text",
+         f"--logdir={tmp_path}/d"],
+        [*SHORT, f"--arch_file={tmp_path}/missing.txt",
+         f"--logdir={tmp_path}/e"],
+        ["--preset=darts_imagenet_final", "--arch=DARTS_V2",
+         f"--data_dir={tmp_path}/t", f"--logdir={tmp_path}/f"],
+        ["--preset=darts_cifar10_final", "--dataset=dominoes",
+         "--arch=DARTS_V2", f"--logdir={tmp_path}/g"])
+    code, _, err = arch_and_file
     assert code == 2 and "exactly one of --arch" in err
-    code, _, err = run_script("train.py", *SHORT, "--arch=9 9 9",
-                              f"--logdir={tmp_path / 'b'}")
+    code, _, err = bad_arch
     assert code == 2 and "train.py: error:" in err
-    code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
-                              "--lr_schedule=step", f"--logdir={tmp_path}/c")
+    code, _, err = bad_schedule
     assert code == 2 and "kind='step'" in err
-    code, _, err = run_script("train.py", *SHORT, f"--arch={ARCH}",
-                              "--dataset=synthetic_text",
-                              f"--logdir={tmp_path}/d")
+    code, _, err = text_dataset
     assert code == 2 and "is a text corpus" in err
-    code, _, err = run_script("train.py", *SHORT,
-                              f"--arch_file={tmp_path}/missing.txt",
-                              f"--logdir={tmp_path}/e")
+    code, _, err = missing_file
     assert err.splitlines() == [f"train.py: error: --arch_file={tmp_path}/"
                                 "missing.txt: No such file or directory"]
     assert code == 2
     # A preset whose dataset is not prepared stops at once, saying how to
     # provide it.
-    code, _, err = run_script("train.py", "--preset=darts_imagenet_final",
-                              "--arch=DARTS_V2", f"--data_dir={tmp_path}/t",
-                              f"--logdir={tmp_path}/f")
+    code, _, err = unprepared
     assert code == 2 and "'imagenet2012' is not prepared" in err
     assert "ILSVRC2012_img_train.tar" in err and "Traceback" not in err
-    code, _, err = run_script("train.py", "--preset=darts_cifar10_final",
-                              "--dataset=dominoes", "--arch=DARTS_V2",
-                              f"--logdir={tmp_path}/g")
+    code, _, err = too_few_classes
     assert code == 2 and "--num_classes=10 (it has 3)" in err
     assert not any((tmp_path / name).exists() for name in "acdefg")
     code, _, err = run_script("classify.py", f"--export_dir={tmp_path}")
