@@ -200,12 +200,15 @@ def test_second_order_search_runs(data, tmp_path):
 def test_follow_ups_run_together_and_stop_early(data, tmp_path):
     """PC-DARTS (K = 2, edge normalisation, one warm-up epoch), DARTS-'s
     decayed skip, SDARTS-RS noise, Fair DARTS's sigmoid and zero-one loss,
-    and DARTS+'s skip rule (at one skip connection, so it fires)."""
+    and DARTS+'s skip rule (at one skip connection, so it fires: after
+    the second epoch, with one node per cell and seed 6)."""
     config = _config(partial_channels=2, edge_normalization=True,
                      arch_warmup_epochs=1, auxiliary_skip=True,
                      perturbation="random", mixing="sigmoid",
                      zero_one_loss_weight=10.0, early_stop="skip_count",
                      skip_limit=1, hessian_every=0)
+    # One node per cell: two steps (the warm-up's and alpha's) to compile.
+    config = dataclasses.replace(config, space_params={"steps": 1}, seed=6)
     lines = []
     searcher = darts_run.DartsRun(config, str(tmp_path), data, lines.append)
     before = [v.numpy() for v in searcher.architecture.variables_list]
