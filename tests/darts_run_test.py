@@ -116,9 +116,14 @@ class _Killed(Exception):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_as_if_uninterrupted(finished, data, tmp_path,
-                                                monkeypatch):
-    logdir, _, state, _ = finished
+def test_killed_run_resumes_as_if_uninterrupted(data, tmp_path, monkeypatch):
+    # Uninterrupted, killed and resumed with one node per cell: three
+    # smaller networks to compile than two of the module's.
+    config = dataclasses.replace(_config(), space_params={"steps": 1})
+    logdir, cut = tmp_path / "whole", tmp_path / "cut"
+    whole = darts_run.DartsRun(config, str(logdir), data, lambda _: None)
+    whole.run()
+    state = _state(whole)
     original = darts_run.DartsRun._record
 
     def dying(self, epoch, stats):
@@ -129,20 +134,18 @@ def test_killed_run_resumes_as_if_uninterrupted(finished, data, tmp_path,
 
     monkeypatch.setattr(darts_run.DartsRun, "_record", dying)
     with pytest.raises(_Killed):
-        darts_run.DartsRun(_config(), str(tmp_path), data,
-                           lambda _: None).run()
+        darts_run.DartsRun(config, str(cut), data, lambda _: None).run()
     monkeypatch.undo()
     lines = []
-    searcher = darts_run.DartsRun(_config(), str(tmp_path), data,
-                                  lines.append)
-    assert lines[0] == f"resuming {tmp_path}: 1 of 2 epochs done"
+    searcher = darts_run.DartsRun(config, str(cut), data, lines.append)
+    assert lines[0] == f"resuming {cut}: 1 of 2 epochs done"
     searcher.run()
 
     def without_time(records):
         return [{k: v for k, v in r.items() if k != "wall_time"}
                 for r in records]
 
-    assert without_time(_history(tmp_path)) == without_time(_history(logdir))
+    assert without_time(_history(cut)) == without_time(_history(logdir))
     for a, b in zip(_state(searcher), state):
         np.testing.assert_array_equal(a, b)
 
@@ -197,12 +200,15 @@ def test_second_order_search_runs(data, tmp_path):
 def test_follow_ups_run_together_and_stop_early(data, tmp_path):
     """PC-DARTS (K = 2, edge normalisation, one warm-up epoch), DARTS-'s
     decayed skip, SDARTS-RS noise, Fair DARTS's sigmoid and zero-one loss,
-    and DARTS+'s skip rule (at one skip connection, so it fires)."""
+    and DARTS+'s skip rule (at one skip connection, so it fires: after
+    the second epoch, with one node per cell and seed 6)."""
     config = _config(partial_channels=2, edge_normalization=True,
                      arch_warmup_epochs=1, auxiliary_skip=True,
                      perturbation="random", mixing="sigmoid",
                      zero_one_loss_weight=10.0, early_stop="skip_count",
                      skip_limit=1, hessian_every=0)
+    # One node per cell: two steps (the warm-up's and alpha's) to compile.
+    config = dataclasses.replace(config, space_params={"steps": 1}, seed=6)
     lines = []
     searcher = darts_run.DartsRun(config, str(tmp_path), data, lines.append)
     before = [v.numpy() for v in searcher.architecture.variables_list]

@@ -68,11 +68,30 @@ def _start_workers(logdir, ports, tmp_path):
             for index in range(len(ports))]
 
 
-def _reference(logdir):
+class _Reference:
     """The same training in one process with two replicas: the global batch
-    split in two as the two workers split it."""
-    return _start([f"--logdir={logdir}", "--distribute=mirrored",
-                   "--cpu_devices=2"])
+    split in two as the two workers split it. Started once for the tests
+    that compare with it, beside the first one's workers."""
+
+    def __init__(self, logdir):
+        self.logdir = logdir
+        self.process = _start([f"--logdir={logdir}", "--distribute=mirrored",
+                               "--cpu_devices=2"])
+        self.output = None
+
+    def finish(self):
+        """(exit status, stdout, stderr), once it has ended."""
+        if self.output is None:
+            (self.output,) = _finish([self.process])
+        return self.output
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    one = _Reference(tmp_path_factory.mktemp("reference") / "run")
+    yield one
+    if one.process.poll() is None:
+        _finish([one.process], kill=True)
 
 
 def _finish(processes, kill=False):
@@ -141,11 +160,12 @@ def _assert_only_the_chief_wrote(logdir, chief_pids, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_workers_train_as_one_process_with_two_replicas(tmp_path):
-    logdir, reference = tmp_path / "run", tmp_path / "reference"
+def test_two_workers_train_as_one_process_with_two_replicas(tmp_path,
+                                                           reference):
+    logdir = tmp_path / "run"
     processes = _start_workers(logdir, _free_ports(2), tmp_path)
-    processes.append(_reference(reference))
-    (chief, worker, one) = _finish(processes)
+    (chief, worker) = _finish(processes)
+    one = reference.finish()
     for code, out, err in (chief, worker, one):
         assert code == 0, err
     # One global batch over the replicas of both processes.
@@ -154,20 +174,19 @@ def test_two_workers_train_as_one_process_with_two_replicas(tmp_path):
     assert f"epoch {EPOCHS}/{EPOCHS}" in worker[1]
     assert "worker 1 is done; the chief wrote" in worker[1]
     assert "export it" in chief[1] and "export it" not in worker[1]
-    _assert_trained_alike(logdir, reference)
+    _assert_trained_alike(logdir, reference.logdir)
     # Both tested the same weights on the same images.
     assert trained_run.read_result(logdir)["test_accuracy"] == \
-        trained_run.read_result(reference)["test_accuracy"]
+        trained_run.read_result(reference.logdir)["test_accuracy"]
     _assert_only_the_chief_wrote(logdir, [processes[0].pid], tmp_path)
 
 
 @pytest.mark.slow
 def test_killed_workers_relaunched_resume_to_the_uninterrupted_weights(
-        tmp_path):
-    logdir, reference = tmp_path / "run", tmp_path / "reference"
+        tmp_path, reference):
+    logdir = tmp_path / "run"
     ports = _free_ports(2)
     first = _start_workers(logdir, ports, tmp_path)
-    one = _reference(reference)
     try:
         # The chief writes the checkpoint state file once epoch 1's
         # checkpoint is complete.
@@ -177,9 +196,6 @@ def test_killed_workers_relaunched_resume_to_the_uninterrupted_weights(
             for p in first:
                 assert p.poll() is None, p.communicate()[1]
             time.sleep(0.05)
-    except BaseException:
-        _finish([one], kill=True)
-        raise
     finally:
         for p in first:
             p.send_signal(signal.SIGKILL)
@@ -190,7 +206,7 @@ def test_killed_workers_relaunched_resume_to_the_uninterrupted_weights(
     # Relaunched as a cluster manager would: the same commands, ports and
     # TF_CONFIGs.
     second = _start_workers(logdir, ports, tmp_path)
-    results = _finish(second + [one])
+    results = _finish(second) + [reference.finish()]
     for code, out, err in results:
         assert code == 0, err
     for code, out, err in results[:2]:
@@ -198,7 +214,7 @@ def test_killed_workers_relaunched_resume_to_the_uninterrupted_weights(
                 if f"resuming after epoch {n} of {EPOCHS}" in out]
         assert len(done) == 1, out
         assert f"epoch {EPOCHS}/{EPOCHS}" in out
-    _assert_trained_alike(logdir, reference)
+    _assert_trained_alike(logdir, reference.logdir)
     _assert_only_the_chief_wrote(logdir, [first[0].pid, second[0].pid],
                                  tmp_path)
 
